@@ -1,0 +1,161 @@
+//! `palisade eval`: detection measured on labelled JSONL. Each text is one
+//! user message on the input side; it counts as flagged when the decision
+//! is `block`. Reports totals per label and per source.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{Segment, Verdict, evaluate};
+use crate::policy::{CompiledPolicy, Direction, Role};
+
+/// Labels a line may carry.
+pub const LABELS: [&str; 3] = ["attack", "harmful", "benign"];
+
+#[derive(Debug, Deserialize)]
+struct Line {
+    text: String,
+    label: String,
+    #[serde(default)]
+    source: Option<String>,
+}
+
+/// One labelled text.
+#[derive(Debug, Clone)]
+pub struct Example {
+    /// The text.
+    pub text: String,
+    /// `attack`, `harmful` or `benign`.
+    pub label: String,
+    /// Where it came from (defaults to the file name).
+    pub source: String,
+}
+
+/// Counts for one label.
+#[derive(Debug, Default, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct Count {
+    /// Texts seen.
+    pub total: u64,
+    /// Texts blocked.
+    pub flagged: u64,
+}
+
+/// The whole report, in the `--json` shape.
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    /// Per label.
+    pub by_label: BTreeMap<String, Count>,
+    /// Per source, then per label.
+    pub by_source: BTreeMap<String, BTreeMap<String, Count>>,
+    /// Wall time of the evaluation (not the loading).
+    pub seconds: f64,
+    /// Bytes of text evaluated.
+    pub bytes: u64,
+}
+
+/// Reads a JSONL file; a broken line or unknown label is an error naming the line.
+pub fn read_examples(path: &Path) -> Result<Vec<Example>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let default_source = path.file_stem().and_then(|s| s.to_str()).unwrap_or("unknown").to_string();
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        if raw.trim().is_empty() {
+            continue;
+        }
+        let line: Line = serde_json::from_str(raw).map_err(|e| format!("{}:{}: not a valid line: {e}", path.display(), i + 1))?;
+        if !LABELS.contains(&line.label.as_str()) {
+            return Err(format!("{}:{}: unknown label `{}` (expected attack, harmful or benign)", path.display(), i + 1, line.label));
+        }
+        out.push(Example { text: line.text, label: line.label, source: line.source.unwrap_or_else(|| default_source.clone()) });
+    }
+    Ok(out)
+}
+
+/// Whether the policy blocks `text` as a single user message.
+pub fn blocks(policy: &CompiledPolicy, text: &str) -> bool {
+    evaluate(policy, Direction::Input, &[Segment::new(Role::User, "messages[0].content", text)]).verdict == Verdict::Block
+}
+
+/// Evaluates all examples on every core.
+pub fn evaluate_all(policy: &CompiledPolicy, examples: &[Example]) -> Report {
+    let start = Instant::now();
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).max(1);
+    let chunk = examples.len().div_ceil(threads).max(1);
+    let flags: Vec<bool> = std::thread::scope(|scope| {
+        let handles: Vec<_> = examples.chunks(chunk).map(|part| scope.spawn(move || part.iter().map(|e| blocks(policy, &e.text)).collect::<Vec<_>>())).collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    });
+    let mut report = Report { seconds: start.elapsed().as_secs_f64(), ..Report::default() };
+    for (example, flagged) in examples.iter().zip(flags) {
+        report.bytes += example.text.len() as u64;
+        for count in [report.by_label.entry(example.label.clone()).or_default(), report.by_source.entry(example.source.clone()).or_default().entry(example.label.clone()).or_default()] {
+            count.total += 1;
+            count.flagged += u64::from(flagged);
+        }
+    }
+    report
+}
+
+/// Runs the command.
+pub fn run(policy_path: Option<PathBuf>, json: bool, files: Vec<PathBuf>) -> ExitCode {
+    let path = policy_path.unwrap_or_else(super::default_policy);
+    let policy = match crate::policy::load_path(&path) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut examples = Vec::new();
+    for file in &files {
+        match read_examples(file) {
+            Ok(mut e) => examples.append(&mut e),
+            Err(message) => {
+                eprintln!("error: {message}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let report = evaluate_all(&policy, &examples);
+    if json {
+        match serde_json::to_string(&report) {
+            Ok(text) => super::print_stdout(&text),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        print_tables(&report);
+    }
+    ExitCode::SUCCESS
+}
+
+fn rate(c: &Count) -> f64 {
+    if c.total == 0 { 0.0 } else { 100.0 * c.flagged as f64 / c.total as f64 }
+}
+
+fn describe(label: &str) -> &'static str {
+    if label == "benign" { "false positives" } else { "recall" }
+}
+
+fn print_tables(report: &Report) {
+    println!("{:<10} {:>8} {:>8} {:>8}  meaning", "label", "total", "blocked", "rate");
+    for (label, c) in &report.by_label {
+        println!("{:<10} {:>8} {:>8} {:>7.2}%  {}", label, c.total, c.flagged, rate(c), describe(label));
+    }
+    println!();
+    println!("{:<40} {:<10} {:>8} {:>8} {:>8}", "source", "label", "total", "blocked", "rate");
+    for (source, labels) in &report.by_source {
+        for (label, c) in labels {
+            let name: String = source.chars().take(40).collect();
+            println!("{:<40} {:<10} {:>8} {:>8} {:>7.2}%", name, label, c.total, c.flagged, rate(c));
+        }
+    }
+    println!();
+    let mb = report.bytes as f64 / 1e6;
+    println!("{:.2} MB in {:.2} s ({:.1} MB/s on all cores)", mb, report.seconds, if report.seconds > 0.0 { mb / report.seconds } else { 0.0 });
+}

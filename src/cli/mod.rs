@@ -1,0 +1,94 @@
+//! Command-line interface: argument definitions and dispatch. Each command
+//! lives in its own file and returns an exit code.
+
+mod eval;
+mod policy_cmd;
+mod scan;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Palisade: an OpenAI-compatible safety guardrail proxy.
+#[derive(Debug, Parser)]
+#[command(name = "palisade", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the proxy.
+    Serve {
+        /// Server configuration (default: config/palisade.yaml if present).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Serve a built-in stand-in model behind the proxy (no key, no network).
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Check one text with a policy and print the decision as JSON
+    /// (exit 0 when not blocked, 1 when blocked, 2 on error).
+    Scan {
+        /// Policy file (default: policies/default.yaml).
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// Treat the text as a model answer instead of a user message.
+        #[arg(long)]
+        output: bool,
+        /// The text, or `-` (or nothing) to read standard input.
+        text: Option<String>,
+    },
+    /// Validate, inspect and test policies.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Measure detection on labelled JSONL files (`text`, `label`, optional `source`).
+    Eval {
+        /// Policy file (default: policies/default.yaml).
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// Print one JSON object instead of tables.
+        #[arg(long)]
+        json: bool,
+        /// JSONL files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Load and compile policies, reporting the first mistake with its location.
+    Check {
+        /// Policy files (default: policies/default.yaml).
+        paths: Vec<PathBuf>,
+    },
+}
+
+/// Default policy for commands that take `--policy`.
+pub fn default_policy() -> PathBuf {
+    PathBuf::from(crate::config::DEFAULT_POLICY_PATH)
+}
+
+/// Parses arguments and runs the command.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config, demo } => serve::run(config, demo),
+        Command::Scan { policy, output, text } => scan::run(policy, output, text),
+        Command::Policy { command: PolicyCommand::Check { paths } } => policy_cmd::check(paths),
+        Command::Eval { policy, json, files } => eval::run(policy, json, files),
+    }
+}
+
+/// Prints a line to standard output; a closed pipe (`| head`) is not an error.
+pub fn print_stdout(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
+}

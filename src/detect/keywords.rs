@@ -1,0 +1,154 @@
+//! Literal phrase matching: every keyword of every rule for one text form,
+//! compiled into a single Aho-Corasick automaton, so a text is scanned once
+//! however many rules there are.
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+
+/// What a keyword pattern belongs to.
+#[derive(Debug, Clone, Copy)]
+pub struct KeywordTarget {
+    /// Index of the signal the keyword belongs to.
+    pub signal: u32,
+    /// Only count matches that start and end at word boundaries.
+    pub whole_word: bool,
+}
+
+/// One keyword hit: which signal, where in the scanned text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeywordHit {
+    /// The signal index.
+    pub signal: u32,
+    /// Byte offsets in the scanned text.
+    pub start: usize,
+    /// Exclusive end.
+    pub end: usize,
+}
+
+/// An immutable, shareable keyword matcher.
+#[derive(Debug, Clone)]
+pub struct KeywordMatcher {
+    automaton: Option<AhoCorasick>,
+    targets: Vec<KeywordTarget>,
+}
+
+/// Building the automaton failed (too many / too large patterns).
+#[derive(Debug, thiserror::Error)]
+#[error("keyword automaton: {0}")]
+pub struct KeywordBuildError(String);
+
+impl KeywordMatcher {
+    /// Compiles `(pattern, target)` pairs. Patterns are matched ASCII
+    /// case-insensitively; callers lower-case non-ASCII themselves.
+    pub fn new(patterns: Vec<(String, KeywordTarget)>) -> Result<Self, KeywordBuildError> {
+        if patterns.is_empty() {
+            return Ok(Self { automaton: None, targets: Vec::new() });
+        }
+        let (texts, targets): (Vec<String>, Vec<KeywordTarget>) = patterns.into_iter().unzip();
+        let automaton = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .build(&texts)
+            .map_err(|e| KeywordBuildError(e.to_string()))?;
+        Ok(Self { automaton: Some(automaton), targets })
+    }
+
+    /// Number of patterns compiled in.
+    pub fn len(&self) -> usize {
+        self.targets.len()
+    }
+
+    /// Whether there are no patterns.
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+
+    /// Calls `on_hit` for every (overlapping) keyword occurrence in `text`.
+    /// Stops after `max_hits` hits so adversarial input cannot blow up the work.
+    pub fn scan(&self, text: &str, max_hits: usize, mut on_hit: impl FnMut(KeywordHit)) {
+        let Some(automaton) = &self.automaton else { return };
+        let bytes = text.as_bytes();
+        let mut count = 0usize;
+        for m in automaton.find_overlapping_iter(text) {
+            let Some(target) = self.targets.get(m.pattern().as_usize()) else { continue };
+            if target.whole_word && !(is_boundary_before(bytes, m.start()) && is_boundary_after(bytes, m.end())) {
+                continue;
+            }
+            on_hit(KeywordHit { signal: target.signal, start: m.start(), end: m.end() });
+            count += 1;
+            if count >= max_hits {
+                break;
+            }
+        }
+    }
+}
+
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
+}
+
+fn is_boundary_before(bytes: &[u8], start: usize) -> bool {
+    start == 0 || bytes.get(start - 1).is_none_or(|b| !is_word_byte(*b)) || bytes.get(start).is_some_and(|b| !is_word_byte(*b))
+}
+
+fn is_boundary_after(bytes: &[u8], end: usize) -> bool {
+    end >= bytes.len()
+        || bytes.get(end).is_none_or(|b| !is_word_byte(*b))
+        || (end > 0 && bytes.get(end - 1).is_some_and(|b| !is_word_byte(*b)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matcher(patterns: &[(&str, u32, bool)]) -> KeywordMatcher {
+        KeywordMatcher::new(
+            patterns
+                .iter()
+                .map(|(p, s, w)| (p.to_string(), KeywordTarget { signal: *s, whole_word: *w }))
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    fn hits(m: &KeywordMatcher, text: &str) -> Vec<(u32, usize, usize)> {
+        let mut out = Vec::new();
+        m.scan(text, 1000, |h| out.push((h.signal, h.start, h.end)));
+        out
+    }
+
+    #[test]
+    fn whole_word_and_substring_semantics() {
+        let m = matcher(&[("kill", 0, true), ("gun", 1, false)]);
+        assert_eq!(hits(&m, "how to kill a process"), vec![(0, 7, 11)]);
+        assert!(hits(&m, "skills").is_empty());
+        assert_eq!(hits(&m, "shotgun"), vec![(1, 4, 7)]);
+        assert_eq!(hits(&m, "KILL it"), vec![(0, 0, 4)]);
+    }
+
+    #[test]
+    fn overlapping_patterns_all_reported() {
+        let m = matcher(&[("ignore previous", 0, true), ("previous instructions", 1, true)]);
+        let h = hits(&m, "ignore previous instructions");
+        assert_eq!(h.len(), 2);
+    }
+
+    #[test]
+    fn punctuation_keywords_match_next_to_words() {
+        let m = matcher(&[("<|im_start|>", 0, true)]);
+        assert_eq!(hits(&m, "x<|im_start|>system").len(), 1);
+    }
+
+    #[test]
+    fn hit_cap_bounds_work() {
+        let m = matcher(&[("a", 0, false)]);
+        let text = "a".repeat(10_000);
+        assert_eq!(hits(&m, &text).len(), 1000);
+    }
+
+    #[test]
+    fn empty_matcher_finds_nothing() {
+        let m = KeywordMatcher::new(Vec::new()).unwrap();
+        assert!(m.is_empty());
+        assert!(hits(&m, "anything").is_empty());
+    }
+}

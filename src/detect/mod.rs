@@ -1,0 +1,10 @@
+//! Detectors: the engines that look at text. They know nothing about
+//! policies or HTTP; the policy compiler configures them and the decision
+//! engine runs them.
+
+pub mod classifier;
+pub mod decode;
+pub mod keywords;
+pub mod normalize;
+pub mod patterns;
+pub mod validators;

@@ -1,0 +1,100 @@
+//! Regular-expression matching: all regexes of one text form in a `RegexSet`
+//! (one pass says which matched), then only the matching ones are run again
+//! for positions.
+
+use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+
+/// A regex hit: which signal, where in the scanned text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PatternHit {
+    /// The signal index.
+    pub signal: u32,
+    /// Byte offset of the match start.
+    pub start: usize,
+    /// Exclusive end.
+    pub end: usize,
+}
+
+/// Immutable set of regexes with their signal ids.
+#[derive(Debug, Clone)]
+pub struct PatternMatcher {
+    set: Option<RegexSet>,
+    regexes: Vec<Regex>,
+    signals: Vec<u32>,
+}
+
+/// Size limit for compiled regexes; generous but bounded.
+const REGEX_SIZE_LIMIT: usize = 16 * 1024 * 1024;
+
+/// Compiles one regex the way the matcher will, so a policy loader can report
+/// the failing pattern and its rule before building the whole set.
+pub fn compile_one(pattern: &str, case_insensitive: bool) -> Result<Regex, regex::Error> {
+    RegexBuilder::new(pattern).case_insensitive(case_insensitive).size_limit(REGEX_SIZE_LIMIT).build()
+}
+
+impl PatternMatcher {
+    /// Builds the matcher from `(pattern, signal)` pairs; every pattern must
+    /// already have compiled with [`compile_one`].
+    pub fn new(patterns: Vec<(String, u32)>, case_insensitive: bool) -> Result<Self, regex::Error> {
+        if patterns.is_empty() {
+            return Ok(Self { set: None, regexes: Vec::new(), signals: Vec::new() });
+        }
+        let mut regexes = Vec::with_capacity(patterns.len());
+        for (p, _) in &patterns {
+            regexes.push(compile_one(p, case_insensitive)?);
+        }
+        let set = RegexSetBuilder::new(patterns.iter().map(|(p, _)| p.as_str()))
+            .case_insensitive(case_insensitive)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .dfa_size_limit(REGEX_SIZE_LIMIT)
+            .build()?;
+        let signals = patterns.into_iter().map(|(_, s)| s).collect();
+        Ok(Self { set: Some(set), regexes, signals })
+    }
+
+    /// Whether there are no patterns.
+    pub fn is_empty(&self) -> bool {
+        self.regexes.is_empty()
+    }
+
+    /// Calls `on_hit` for matches of every regex that matches `text`, at most
+    /// `max_hits_per_regex` each.
+    pub fn scan(&self, text: &str, max_hits_per_regex: usize, mut on_hit: impl FnMut(PatternHit)) {
+        let Some(set) = &self.set else { return };
+        for idx in set.matches(text).iter() {
+            let (Some(regex), Some(signal)) = (self.regexes.get(idx), self.signals.get(idx)) else { continue };
+            for m in regex.find_iter(text).take(max_hits_per_regex) {
+                on_hit(PatternHit { signal: *signal, start: m.start(), end: m.end() });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_matching_regexes_report_positions() {
+        let m = PatternMatcher::new(vec![(r"\bsk-[a-z0-9]{8,}".into(), 3), (r"never".into(), 4)], false).unwrap();
+        let mut hits = Vec::new();
+        m.scan("key sk-abcdef123 and sk-zzzzzzzzz", 10, |h| hits.push(h));
+        assert_eq!(hits.len(), 2);
+        assert!(hits.iter().all(|h| h.signal == 3));
+        assert_eq!(hits[0].start, 4);
+    }
+
+    #[test]
+    fn invalid_regex_is_an_error() {
+        assert!(compile_one("(unclosed", false).is_err());
+        assert!(PatternMatcher::new(vec![("(x".into(), 0)], false).is_err());
+    }
+
+    #[test]
+    fn case_insensitive_option() {
+        let m = PatternMatcher::new(vec![("Ignore".into(), 0)], true).unwrap();
+        let mut n = 0;
+        m.scan("ignore", 10, |_| n += 1);
+        assert_eq!(n, 1);
+    }
+}

@@ -1,0 +1,219 @@
+//! The decision engine: runs a compiled policy's detectors over the texts of
+//! a request (or an answer) and combines their signals into a [`Decision`].
+//!
+//! It is pure: no HTTP, no I/O. The proxy extracts [`Segment`]s from the wire
+//! format, calls [`evaluate`], and acts on the verdict.
+
+mod decision;
+mod score;
+
+pub use decision::{Decision, Finding, Verdict, apply_redactions};
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use crate::detect::decode::decode_payloads;
+use crate::detect::normalize::{Normalized, normalize};
+use crate::detect::validators::{iban_valid, luhn_valid};
+use crate::policy::{CompiledPolicy, Direction, Form, Role, SignalSource, Validator};
+
+/// Most hits kept per form and matcher kind for one text; bounds the work on
+/// adversarial input (thousands of near-matches).
+const MAX_HITS: usize = 4096;
+
+/// One piece of text the model reads or wrote, with where it came from.
+#[derive(Debug, Clone)]
+pub struct Segment<'a> {
+    /// Who wrote it (rules can be limited to roles).
+    pub role: Role,
+    /// Where it is in the request, for decisions and audit (`messages[1].content[0]`).
+    pub location: String,
+    /// The text itself.
+    pub text: Cow<'a, str>,
+}
+
+impl<'a> Segment<'a> {
+    /// Convenience constructor.
+    pub fn new(role: Role, location: impl Into<String>, text: impl Into<Cow<'a, str>>) -> Self {
+        Self { role, location: location.into(), text: text.into() }
+    }
+}
+
+/// A positional hit of one signal, in original-text byte offsets.
+#[derive(Debug, Clone)]
+pub(crate) struct Hit {
+    pub signal: u32,
+    pub range: Range<usize>,
+}
+
+/// Everything the detectors found in one text, ready for rule scoring.
+pub(crate) struct Evidence<'t> {
+    /// Positional hits sorted by signal then start.
+    pub hits: Vec<Hit>,
+    pub normalized: &'t Normalized,
+    pub role: Role,
+    classifier_scores: Vec<Option<f32>>,
+}
+
+impl Evidence<'_> {
+    /// Classifier score for a model, computed once per text.
+    pub fn classifier_score(&mut self, policy: &CompiledPolicy, model: usize) -> f32 {
+        if let Some(Some(score)) = self.classifier_scores.get(model) {
+            return *score;
+        }
+        let score = policy.classifiers.get(model).map(|m| m.score(&self.normalized.normalized.text)).unwrap_or(0.0);
+        if let Some(slot) = self.classifier_scores.get_mut(model) {
+            *slot = Some(score);
+        }
+        score
+    }
+
+    /// Hits of one signal.
+    pub fn hits_of(&self, signal: u32) -> &[Hit] {
+        let start = self.hits.partition_point(|h| h.signal < signal);
+        let end = self.hits.partition_point(|h| h.signal <= signal);
+        &self.hits[start..end]
+    }
+}
+
+/// Evaluates every segment in one direction and combines the findings.
+pub fn evaluate(policy: &CompiledPolicy, direction: Direction, segments: &[Segment<'_>]) -> Decision {
+    let mut findings = Vec::new();
+    for (index, segment) in segments.iter().enumerate() {
+        if !policy.rules.iter().any(|r| r.sees(direction, segment.role)) {
+            continue;
+        }
+        scan_segment(policy, direction, index, segment, &mut findings);
+    }
+    decide(policy, findings)
+}
+
+fn scan_segment(policy: &CompiledPolicy, direction: Direction, index: usize, segment: &Segment<'_>, out: &mut Vec<Finding>) {
+    let text: &str = &segment.text;
+    for found in scan_text(policy, direction, segment.role, text, false) {
+        out.push(found.into_finding(index, &segment.location, None));
+    }
+    let Some(limits) = &policy.decode else { return };
+    if !policy.rules.iter().any(|r| r.decoded && r.sees(direction, segment.role)) {
+        return;
+    }
+    for payload in decode_payloads(text, limits) {
+        let chain: Vec<&str> = payload.chain.iter().map(|e| e.as_str()).collect();
+        let chain = chain.join(">");
+        for mut found in scan_text(policy, direction, segment.role, &payload.text, true) {
+            // Offsets inside decoded text mean nothing to the client: point at the payload.
+            found.span = payload.span.clone();
+            found.redact_spans = vec![payload.span.clone()];
+            out.push(found.into_finding(index, &segment.location, Some(chain.clone())));
+        }
+    }
+}
+
+/// A rule that fired on one text, before it is tied to a segment.
+pub(crate) struct Fired {
+    pub score: f32,
+    pub span: Range<usize>,
+    pub redact_spans: Vec<Range<usize>>,
+    pub action: crate::policy::Action,
+    pub direction: Direction,
+    pub policy_rule_id: std::sync::Arc<str>,
+    pub category: Option<std::sync::Arc<str>>,
+    pub severity: crate::policy::Severity,
+}
+
+impl Fired {
+    fn into_finding(self, segment: usize, location: &str, decoded: Option<String>) -> Finding {
+        Finding {
+            rule: self.policy_rule_id,
+            category: self.category,
+            action: self.action,
+            severity: self.severity,
+            direction: self.direction,
+            segment,
+            location: location.to_string(),
+            span: self.span,
+            decoded,
+            score: self.score,
+            redact_spans: self.redact_spans,
+        }
+    }
+}
+
+/// Runs all detectors of the policy over one text and scores the rules that
+/// see it. `decoded` restricts to rules that also run on decoded payloads.
+pub(crate) fn scan_text(policy: &CompiledPolicy, direction: Direction, role: Role, text: &str, decoded: bool) -> Vec<Fired> {
+    let normalized = normalize(text);
+    let hits = collect_hits(policy, text, &normalized);
+    let mut evidence = Evidence { hits, normalized: &normalized, role, classifier_scores: vec![None; policy.classifiers.len()] };
+    let mut fired = Vec::new();
+    for rule in &policy.rules {
+        if !rule.sees(direction, role) || (decoded && !rule.decoded) {
+            continue;
+        }
+        if let Some(outcome) = score::score_rule(policy, rule, &mut evidence) {
+            fired.push(Fired {
+                score: outcome.score,
+                span: outcome.span,
+                redact_spans: outcome.redact_spans,
+                action: rule.action(direction),
+                direction,
+                policy_rule_id: rule.id.clone(),
+                category: rule.category.clone(),
+                severity: rule.severity,
+            });
+        }
+    }
+    fired
+}
+
+fn collect_hits(policy: &CompiledPolicy, text: &str, normalized: &Normalized) -> Vec<Hit> {
+    let mut hits = Vec::new();
+    for (form, matchers) in &policy.matchers {
+        let (view_text, view) = match form {
+            Form::Raw => (text, None),
+            Form::Normalized => (normalized.normalized.text.as_str(), Some(&normalized.normalized)),
+            Form::Deobfuscated => (normalized.deobfuscated.text.as_str(), Some(&normalized.deobfuscated)),
+        };
+        let map = |start: usize, end: usize| match view {
+            Some(v) => v.original_range(start, end),
+            None => start..end,
+        };
+        matchers.keywords.scan(view_text, MAX_HITS, |h| hits.push(Hit { signal: h.signal, range: map(h.start, h.end) }));
+        matchers.patterns.scan(view_text, MAX_HITS, |h| {
+            if validator_accepts(policy, h.signal, view_text.get(h.start..h.end).unwrap_or("")) {
+                hits.push(Hit { signal: h.signal, range: map(h.start, h.end) });
+            }
+        });
+    }
+    hits.sort_by_key(|h| (h.signal, h.range.start));
+    hits
+}
+
+fn validator_accepts(policy: &CompiledPolicy, signal: u32, matched: &str) -> bool {
+    match policy.signal(signal).map(|s| &s.source) {
+        Some(SignalSource::Matches { validate: Some(Validator::Luhn), .. }) => luhn_valid(matched),
+        Some(SignalSource::Matches { validate: Some(Validator::Iban), .. }) => iban_valid(matched),
+        _ => true,
+    }
+}
+
+/// Combines findings: the strongest action wins; the refusal text comes from
+/// the strongest finding's rule (or its category), else the policy default.
+fn decide(policy: &CompiledPolicy, findings: Vec<Finding>) -> Decision {
+    let Some(strongest) = findings.iter().max_by_key(|f| (f.action, f.severity)) else {
+        return Decision::allow();
+    };
+    let verdict = Verdict::from(strongest.action);
+    let message = matches!(verdict, Verdict::Block | Verdict::Steer).then(|| {
+        policy
+            .rules
+            .iter()
+            .find(|r| r.id == strongest.rule)
+            .and_then(|r| r.message.clone())
+            .unwrap_or_else(|| policy.refusal_message.clone())
+    });
+    Decision { verdict, findings, message }
+}
+
+#[cfg(test)]
+mod tests;

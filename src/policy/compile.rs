@@ -1,0 +1,330 @@
+//! Turns loaded policy files into a [`CompiledPolicy`]: validation (a named
+//! pass with one error per mistake) and matcher construction. Runs once per
+//! load or reload, never per request.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::PolicyError;
+use super::compiled::{CompiledCategory, CompiledPolicy, CompiledRule, CompiledSignal, FormMatchers, SignalSource};
+use super::load::{LoadedFile, line_of_rule};
+use super::model::{Action, ActionSpec, AppliesTo, CategorySpec, Direction, Form, RuleSpec, SignalSpec};
+use crate::detect::classifier::Model;
+use crate::detect::decode::DecodeLimits;
+use crate::detect::keywords::{KeywordMatcher, KeywordTarget};
+use crate::detect::normalize::normalize;
+use crate::detect::patterns::{PatternMatcher, compile_one};
+
+const DEFAULT_REFUSAL: &str = "I can't help with that request.";
+const DEFAULT_STEER: &str = "You are a careful assistant. Decline requests for harmful, dangerous or hateful content, \
+and do not take sides or rank religions, ethnicities, nationalities, genders or political groups; \
+instead explain that views differ and offer balanced information.";
+
+/// Category settings collected before rules are compiled.
+struct CategoryState {
+    spec: Option<CategorySpec>,
+    enabled: bool,
+    forced_action: Option<ActionSpec>,
+    message: Option<String>,
+}
+
+/// Pattern tables being filled while signals are compiled.
+#[derive(Default)]
+struct PatternTables {
+    keywords: BTreeMap<Form, Vec<(String, KeywordTarget)>>,
+    regexes: BTreeMap<Form, Vec<(String, u32)>>,
+}
+
+/// Compiles loaded files; the first file is the root.
+pub fn compile(files: &[LoadedFile]) -> Result<CompiledPolicy, PolicyError> {
+    let Some(root) = files.first() else {
+        return Err(PolicyError::Invalid { file: PathBuf::from("<none>"), rule: None, message: "no policy files given".into() });
+    };
+    let categories = collect_categories(files)?;
+    let mut builder = Builder { tables: PatternTables::default(), signals: Vec::new(), rules: Vec::new(), classifiers: Vec::new(), model_index: HashMap::new() };
+    let mut seen_ids = HashSet::new();
+    for file in files {
+        let file_category = file.file.category.as_ref().map(|c| c.id.clone());
+        for spec in &file.file.rules {
+            if !seen_ids.insert(spec.id.clone()) {
+                return Err(invalid(file, Some(&spec.id), "duplicate rule id (ids must be unique across all included files)"));
+            }
+            let category = spec.category.clone().or_else(|| file_category.clone());
+            let state = category.as_ref().and_then(|c| categories.get(c));
+            if !spec.enabled || state.is_some_and(|s| !s.enabled) {
+                continue;
+            }
+            builder.add_rule(file, spec, category, state)?;
+        }
+    }
+    let Builder { tables, signals, rules, classifiers, .. } = builder;
+    let matchers = build_matchers(tables, &root.path)?;
+    let root_spec = &root.file;
+    Ok(CompiledPolicy {
+        name: root_spec.name.clone().unwrap_or_else(|| stem(&root.path)),
+        refusal_mode: root_spec.refusal.as_ref().map(|r| r.mode).unwrap_or_default(),
+        refusal_message: root_spec.refusal.as_ref().and_then(|r| r.message.clone()).unwrap_or_else(|| DEFAULT_REFUSAL.to_string()),
+        steer_message: root_spec.steer.as_ref().map(|s| s.system_message.clone()).unwrap_or_else(|| DEFAULT_STEER.to_string()),
+        decode: decode_limits(root_spec.decode.clone().unwrap_or_default()),
+        rules,
+        signals,
+        categories: categories
+            .into_iter()
+            .map(|(id, s)| {
+                let spec = s.spec.as_ref();
+                let c = CompiledCategory {
+                    id: id.clone(),
+                    mlcommons: spec.and_then(|c| c.mlcommons.clone()),
+                    openai: spec.map(|c| c.openai.clone()).unwrap_or_default(),
+                    message: s.message.clone(),
+                };
+                (id, c)
+            })
+            .collect(),
+        matchers,
+        classifiers,
+        files: files.iter().map(|f| f.path.clone()).collect(),
+    })
+}
+
+fn decode_limits(spec: super::model::DecodeSpec) -> Option<DecodeLimits> {
+    spec.enabled.then(|| DecodeLimits { max_depth: spec.max_depth, max_output_bytes: spec.max_output_bytes, ..DecodeLimits::default() })
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem().and_then(|s| s.to_str()).unwrap_or("policy").to_string()
+}
+
+fn invalid(file: &LoadedFile, rule: Option<&str>, message: impl Into<String>) -> PolicyError {
+    let line = rule.and_then(|r| line_of_rule(&file.source, r));
+    let path = match line {
+        Some(l) => PathBuf::from(format!("{}:{l}", file.path.display())),
+        None => file.path.clone(),
+    };
+    PolicyError::Invalid { file: path, rule: rule.map(str::to_string), message: message.into() }
+}
+
+fn collect_categories(files: &[LoadedFile]) -> Result<BTreeMap<String, CategoryState>, PolicyError> {
+    let mut out: BTreeMap<String, CategoryState> = BTreeMap::new();
+    for file in files {
+        if let Some(spec) = &file.file.category {
+            if out.contains_key(&spec.id) {
+                return Err(invalid(file, None, format!("category `{}` is defined twice", spec.id)));
+            }
+            let state = CategoryState { spec: Some(spec.clone()), enabled: spec.enabled, forced_action: None, message: spec.message.clone() };
+            out.insert(spec.id.clone(), state);
+        }
+    }
+    if let Some(root) = files.first() {
+        for (id, over) in &root.file.categories {
+            let Some(state) = out.get_mut(id) else {
+                return Err(invalid(root, None, format!("`categories.{id}`: no included file defines category `{id}`")));
+            };
+            if let Some(enabled) = over.enabled {
+                state.enabled = enabled;
+            }
+            if over.action.is_some() {
+                state.forced_action = over.action;
+            }
+            if over.message.is_some() {
+                state.message = over.message.clone();
+            }
+        }
+    }
+    Ok(out)
+}
+
+struct Builder {
+    tables: PatternTables,
+    signals: Vec<CompiledSignal>,
+    rules: Vec<CompiledRule>,
+    classifiers: Vec<Arc<Model>>,
+    model_index: HashMap<PathBuf, usize>,
+}
+
+impl Builder {
+    fn add_rule(&mut self, file: &LoadedFile, spec: &RuleSpec, category: Option<String>, state: Option<&CategoryState>) -> Result<(), PolicyError> {
+        let rule_index = self.rules.len() as u32;
+        let default_forms = spec.forms.clone().unwrap_or_else(|| vec![Form::Normalized]);
+        let mut signal_specs = spec.signals.clone();
+        if has_shorthand(spec) {
+            signal_specs.push(SignalSpec {
+                name: None,
+                keywords: spec.keywords.clone(),
+                regex: spec.regex.clone(),
+                whole_word: spec.whole_word,
+                forms: None,
+                classifier: spec.classifier.clone(),
+                obfuscation: spec.obfuscation.clone(),
+                validate: spec.validate,
+                weight: None,
+                required: false,
+            });
+        }
+        if signal_specs.is_empty() {
+            return Err(invalid(file, Some(&spec.id), "matches nothing: give it `keywords`, `regex`, `classifier`, `obfuscation` or `signals`"));
+        }
+        let threshold = spec.threshold.unwrap_or(1.0);
+        let reachable: f32 = signal_specs.iter().map(|s| s.weight.unwrap_or(1.0)).filter(|w| *w > 0.0).sum();
+        if threshold <= 0.0 || reachable + 1e-6 < threshold {
+            return Err(invalid(file, Some(&spec.id), format!("can never fire: positive signal weights add up to {reachable}, below `threshold: {threshold}`")));
+        }
+        let mut signal_ids = Vec::new();
+        for signal in &signal_specs {
+            let id = self.add_signal(file, spec, signal, rule_index, &default_forms)?;
+            signal_ids.push(id);
+        }
+        let (input_action, output_action) = resolve_actions(spec, state);
+        let applies_to = spec.applies_to.unwrap_or_default();
+        if applies_to.includes(Direction::Output) && output_action == Action::Steer {
+            return Err(invalid(file, Some(&spec.id), "`steer` only applies to input: set an output action such as `block`"));
+        }
+        let positional = signal_specs.iter().any(|s| !s.keywords.is_empty() || !s.regex.is_empty());
+        if (input_action == Action::Redact || output_action == Action::Redact) && !positional {
+            return Err(invalid(file, Some(&spec.id), "`redact` needs keywords or regex: a classifier or obfuscation signal has no span to redact"));
+        }
+        self.rules.push(CompiledRule {
+            id: Arc::from(spec.id.as_str()),
+            category: category.map(|c| Arc::from(c.as_str())),
+            applies_to,
+            roles: spec.roles.clone(),
+            signals: signal_ids,
+            threshold,
+            window: spec.window,
+            decoded: spec.decoded.unwrap_or(true),
+            input_action,
+            output_action,
+            severity: spec.severity,
+            message: spec.message.clone().or_else(|| state.and_then(|s| s.message.clone())),
+            file: file.path.clone(),
+        });
+        Ok(())
+    }
+
+    fn add_signal(&mut self, file: &LoadedFile, rule: &RuleSpec, signal: &SignalSpec, rule_index: u32, default_forms: &[Form]) -> Result<u32, PolicyError> {
+        let id = self.signals.len() as u32;
+        let kinds = [!signal.keywords.is_empty() || !signal.regex.is_empty(), signal.classifier.is_some(), !signal.obfuscation.is_empty()];
+        if kinds.iter().filter(|k| **k).count() != 1 {
+            let name = signal.name.as_deref().unwrap_or("(unnamed)");
+            return Err(invalid(file, Some(&rule.id), format!("signal `{name}` must have exactly one of keywords/regex, classifier, obfuscation")));
+        }
+        let source = if let Some(spec) = &signal.classifier {
+            let model = self.load_model(file, rule, &spec.model)?;
+            if !(0.0..=1.0).contains(&spec.threshold) {
+                return Err(invalid(file, Some(&rule.id), "classifier threshold must be between 0 and 1"));
+            }
+            SignalSource::Classifier { model, threshold: spec.threshold, role_thresholds: spec.role_thresholds.iter().map(|(r, t)| (*r, *t)).collect() }
+        } else if !signal.obfuscation.is_empty() {
+            SignalSource::Obfuscation(signal.obfuscation.clone())
+        } else {
+            let forms = signal.forms.clone().unwrap_or_else(|| default_forms.to_vec());
+            if forms.is_empty() {
+                return Err(invalid(file, Some(&rule.id), "`forms` is empty"));
+            }
+            self.add_patterns(file, rule, signal, id, &forms)?;
+            SignalSource::Matches { forms, validate: signal.validate }
+        };
+        self.signals.push(CompiledSignal { rule: rule_index, name: signal.name.clone(), weight: signal.weight.unwrap_or(1.0), required: signal.required, source });
+        Ok(id)
+    }
+
+    fn add_patterns(&mut self, file: &LoadedFile, rule: &RuleSpec, signal: &SignalSpec, id: u32, forms: &[Form]) -> Result<(), PolicyError> {
+        let whole_word = signal.whole_word.unwrap_or(true);
+        for keyword in &signal.keywords {
+            if keyword.trim().is_empty() {
+                return Err(invalid(file, Some(&rule.id), "empty keyword"));
+            }
+            for form in forms {
+                let text = keyword_in_form(keyword, *form);
+                if text.is_empty() {
+                    continue;
+                }
+                self.tables.keywords.entry(*form).or_default().push((text, KeywordTarget { signal: id, whole_word }));
+            }
+        }
+        for pattern in &signal.regex {
+            for form in forms {
+                compile_one(pattern, *form != Form::Raw).map_err(|e| PolicyError::Regex {
+                    file: file.path.clone(),
+                    line: line_of_rule(&file.source, &rule.id),
+                    rule: rule.id.clone(),
+                    pattern: pattern.clone(),
+                    message: e.to_string(),
+                })?;
+                self.tables.regexes.entry(*form).or_default().push((pattern.clone(), id));
+            }
+        }
+        Ok(())
+    }
+
+    fn load_model(&mut self, file: &LoadedFile, rule: &RuleSpec, model: &str) -> Result<usize, PolicyError> {
+        let path = file.path.parent().unwrap_or(Path::new(".")).join(model);
+        if let Some(index) = self.model_index.get(&path) {
+            return Ok(*index);
+        }
+        let loaded = Model::load(&path).map_err(|e| PolicyError::Classifier { file: file.path.clone(), rule: rule.id.clone(), model: path.clone(), message: e.to_string() })?;
+        self.classifiers.push(Arc::new(loaded));
+        let index = self.classifiers.len() - 1;
+        self.model_index.insert(path, index);
+        Ok(index)
+    }
+}
+
+fn has_shorthand(spec: &RuleSpec) -> bool {
+    !spec.keywords.is_empty() || !spec.regex.is_empty() || spec.classifier.is_some() || !spec.obfuscation.is_empty()
+}
+
+/// Root category override beats the rule's own action, which beats the
+/// category file's default; with none of them the rule blocks.
+fn resolve_actions(spec: &RuleSpec, state: Option<&CategoryState>) -> (Action, Action) {
+    let pick = |direction: Direction| {
+        state
+            .and_then(|s| s.forced_action)
+            .and_then(|a| a.for_direction(direction))
+            .or_else(|| spec.action.and_then(|a| a.for_direction(direction)))
+            .or_else(|| state.and_then(|s| s.spec.as_ref()).and_then(|c| c.action).and_then(|a| a.for_direction(direction)))
+            .unwrap_or(Action::Block)
+    };
+    let input = pick(Direction::Input);
+    let output = pick(Direction::Output);
+    // `steer` is an input-side mode; its output side verifies with `block`.
+    (input, if output == Action::Steer { Action::Block } else { output })
+}
+
+/// A keyword goes through the same transformation as the text it is matched
+/// against, so `Ignore` and `1gn0re` keywords behave like the text does.
+fn keyword_in_form(keyword: &str, form: Form) -> String {
+    match form {
+        Form::Raw => keyword.to_string(),
+        Form::Normalized => normalize(keyword).normalized.text.trim().to_string(),
+        Form::Deobfuscated => normalize(keyword).deobfuscated.text.trim().to_string(),
+    }
+}
+
+fn build_matchers(tables: PatternTables, root: &Path) -> Result<BTreeMap<Form, FormMatchers>, PolicyError> {
+    let mut out = BTreeMap::new();
+    for form in [Form::Raw, Form::Normalized, Form::Deobfuscated] {
+        let keywords = tables.keywords.get(&form).cloned().unwrap_or_default();
+        let regexes = tables.regexes.get(&form).cloned().unwrap_or_default();
+        if keywords.is_empty() && regexes.is_empty() {
+            continue;
+        }
+        let keywords = KeywordMatcher::new(keywords).map_err(|e| PolicyError::Invalid { file: root.to_path_buf(), rule: None, message: e.to_string() })?;
+        let patterns = PatternMatcher::new(regexes, form != Form::Raw)
+            .map_err(|e| PolicyError::Invalid { file: root.to_path_buf(), rule: None, message: format!("regex set: {e}") })?;
+        out.insert(form, FormMatchers { keywords, patterns });
+    }
+    Ok(out)
+}
+
+impl AppliesTo {
+    /// Directions included, for iteration.
+    pub fn directions(self) -> &'static [Direction] {
+        match self {
+            AppliesTo::Input => &[Direction::Input],
+            AppliesTo::Output => &[Direction::Output],
+            AppliesTo::Both => &[Direction::Input, Direction::Output],
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! The immutable runtime form of a policy. Built once by [`super::compile`],
+//! shared behind an `Arc` by every request; nothing here is mutated after
+//! compilation.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::model::{Action, AppliesTo, Form, ObfuscationSign, RefusalMode, Role, Severity, Validator};
+use crate::detect::classifier::Model;
+use crate::detect::decode::DecodeLimits;
+use crate::detect::keywords::KeywordMatcher;
+use crate::detect::patterns::PatternMatcher;
+
+/// A compiled policy: rules, their signals, and one matcher per text form.
+#[derive(Debug)]
+pub struct CompiledPolicy {
+    /// Name for headers, metrics and audit.
+    pub name: String,
+    /// How blocked requests are answered.
+    pub refusal_mode: RefusalMode,
+    /// Refusal text when neither the rule nor its category has one.
+    pub refusal_message: String,
+    /// Safety system message for `steer`.
+    pub steer_message: String,
+    /// Decoding limits, `None` when decoding is off.
+    pub decode: Option<DecodeLimits>,
+    /// All enabled rules.
+    pub rules: Vec<CompiledRule>,
+    /// All signals of all rules; rules refer to them by index.
+    pub signals: Vec<CompiledSignal>,
+    /// Categories by id.
+    pub categories: BTreeMap<String, CompiledCategory>,
+    /// Keyword and regex matchers per form.
+    pub matchers: BTreeMap<Form, FormMatchers>,
+    /// Loaded classifier models; signals refer to them by index.
+    pub classifiers: Vec<Arc<Model>>,
+    /// Files the policy was built from (for reload watching and messages).
+    pub files: Vec<PathBuf>,
+}
+
+/// The matchers of one text form.
+#[derive(Debug)]
+pub struct FormMatchers {
+    /// Literal phrases.
+    pub keywords: KeywordMatcher,
+    /// Regular expressions.
+    pub patterns: PatternMatcher,
+}
+
+/// A category after root overrides were applied.
+#[derive(Debug, Clone)]
+pub struct CompiledCategory {
+    /// Identifier.
+    pub id: String,
+    /// MLCommons hazard code.
+    pub mlcommons: Option<String>,
+    /// OpenAI moderation names.
+    pub openai: Vec<String>,
+    /// Refusal text.
+    pub message: Option<String>,
+}
+
+/// One enabled rule.
+#[derive(Debug, Clone)]
+pub struct CompiledRule {
+    /// Rule id.
+    pub id: Arc<str>,
+    /// Category id.
+    pub category: Option<Arc<str>>,
+    /// Directions it sees.
+    pub applies_to: AppliesTo,
+    /// Roles it sees (`None` = all).
+    pub roles: Option<Vec<Role>>,
+    /// Indices into [`CompiledPolicy::signals`].
+    pub signals: Vec<u32>,
+    /// Score needed to fire.
+    pub threshold: f32,
+    /// Positive signals must fall within this many bytes.
+    pub window: Option<usize>,
+    /// Also runs on decoded payloads.
+    pub decoded: bool,
+    /// Action on input.
+    pub input_action: Action,
+    /// Action on output.
+    pub output_action: Action,
+    /// Severity.
+    pub severity: Severity,
+    /// Refusal text (rule's own, else its category's).
+    pub message: Option<String>,
+    /// File it came from.
+    pub file: PathBuf,
+}
+
+impl CompiledRule {
+    /// Whether the rule looks at a text of this direction and role.
+    pub fn sees(&self, direction: super::Direction, role: Role) -> bool {
+        self.applies_to.includes(direction) && self.roles.as_ref().is_none_or(|roles| roles.contains(&role))
+    }
+
+    /// The rule's action in a direction.
+    pub fn action(&self, direction: super::Direction) -> Action {
+        match direction {
+            super::Direction::Input => self.input_action,
+            super::Direction::Output => self.output_action,
+        }
+    }
+}
+
+/// Where a signal's evidence comes from.
+#[derive(Debug, Clone)]
+pub enum SignalSource {
+    /// Keyword and/or regex matches (positions known).
+    Matches {
+        /// Forms its patterns were compiled into.
+        forms: Vec<Form>,
+        /// Checksum applied to each match.
+        validate: Option<Validator>,
+    },
+    /// A classifier score over the normalised text.
+    Classifier {
+        /// Index into [`CompiledPolicy::classifiers`].
+        model: usize,
+        /// Default threshold.
+        threshold: f32,
+        /// Per-role thresholds.
+        role_thresholds: Vec<(Role, f32)>,
+    },
+    /// Obfuscation signs seen during normalisation.
+    Obfuscation(Vec<ObfuscationSign>),
+}
+
+/// One weighted signal of a rule.
+#[derive(Debug, Clone)]
+pub struct CompiledSignal {
+    /// Index of the owning rule.
+    pub rule: u32,
+    /// Label for messages.
+    pub name: Option<String>,
+    /// Score contribution (negative for mitigating context).
+    pub weight: f32,
+    /// The rule cannot fire without it.
+    pub required: bool,
+    /// Evidence source.
+    pub source: SignalSource,
+}
+
+impl CompiledPolicy {
+    /// Signals of every rule, for inspection.
+    pub fn signal(&self, index: u32) -> Option<&CompiledSignal> {
+        self.signals.get(index as usize)
+    }
+}

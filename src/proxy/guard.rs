@@ -1,0 +1,223 @@
+//! The guard core, free of HTTP: check a parsed request and decide whether it
+//! is refused, forwarded as sent, or forwarded rewritten (redacted or
+//! steered); check a parsed answer and rewrite it when it must not reach the
+//! client. Handlers only move bytes around these functions.
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::engine::{Decision, Finding, Verdict, apply_redactions, evaluate};
+use crate::error::ApiError;
+use crate::openai::extract::{self, Located, Place};
+use crate::openai::refusal::CONTENT_FILTER;
+use crate::openai::types::{ChatMessage, ChatRequest, ChatResponse, CompletionRequest, CompletionResponse, EmbeddingRequest, MessageContent};
+use crate::policy::{Action, CompiledPolicy, Direction, Severity};
+
+/// Category whose output rules recognise a model declining; `steer` uses it
+/// to verify the answer.
+pub const REFUSAL_CATEGORY: &str = "refusal";
+
+/// What to do with a request after the input check.
+#[derive(Debug)]
+pub struct InputCheck {
+    /// The input decision.
+    pub decision: Decision,
+    /// Body to send upstream; `None` when the request is refused.
+    pub forward: Option<Bytes>,
+    /// A safety system message was added; the answer must be verified.
+    pub steered: bool,
+}
+
+fn decide_located(policy: &CompiledPolicy, direction: Direction, located: &[Located<'_>]) -> (Decision, Vec<(Place, String)>) {
+    let segments: Vec<_> = located.iter().map(|(s, _)| s.clone()).collect();
+    let decision = evaluate(policy, direction, &segments);
+    let mut rewrites = Vec::new();
+    if decision.verdict != Verdict::Block && decision.has_redactions() {
+        for (index, (segment, place)) in located.iter().enumerate() {
+            let ranges = decision.redactions_for(index);
+            if !ranges.is_empty() {
+                rewrites.push((place.clone(), apply_redactions(&segment.text, &ranges)));
+            }
+        }
+    }
+    (decision, rewrites)
+}
+
+fn serialize<T: Serialize>(value: &T) -> Result<Bytes, ApiError> {
+    serde_json::to_vec(value).map(Bytes::from).map_err(|e| ApiError::Internal(format!("serialising request: {e}")))
+}
+
+/// Input check of a chat request.
+pub fn check_chat_request(policy: &CompiledPolicy, mut request: ChatRequest, raw: Bytes) -> Result<InputCheck, ApiError> {
+    let (decision, rewrites) = {
+        let located = extract::chat_segments(&request);
+        decide_located(policy, Direction::Input, &located)
+    };
+    if decision.verdict == Verdict::Block {
+        return Ok(InputCheck { decision, forward: None, steered: false });
+    }
+    let steered = decision.verdict == Verdict::Steer;
+    if rewrites.is_empty() && !steered {
+        return Ok(InputCheck { decision, forward: Some(raw), steered });
+    }
+    for (place, text) in rewrites {
+        extract::rewrite_chat(&mut request, &place, text);
+    }
+    if steered {
+        request.messages.insert(0, system_message(&policy.steer_message));
+    }
+    Ok(InputCheck { forward: Some(serialize(&request)?), decision, steered })
+}
+
+fn system_message(text: &str) -> ChatMessage {
+    ChatMessage { role: "system".into(), content: Some(MessageContent::Text(text.to_string())), tool_calls: None, extra: Default::default() }
+}
+
+/// Input check of a legacy completion request (`steer` has no system
+/// message to add here, so it is treated as `block`).
+pub fn check_completion_request(policy: &CompiledPolicy, mut request: CompletionRequest, raw: Bytes) -> Result<InputCheck, ApiError> {
+    let (mut decision, rewrites) = {
+        let located = extract::completion_segments(&request);
+        decide_located(policy, Direction::Input, &located)
+    };
+    if decision.verdict == Verdict::Steer {
+        decision.verdict = Verdict::Block;
+    }
+    if decision.verdict == Verdict::Block {
+        return Ok(InputCheck { decision, forward: None, steered: false });
+    }
+    if rewrites.is_empty() {
+        return Ok(InputCheck { decision, forward: Some(raw), steered: false });
+    }
+    if let Some(prompt) = request.prompt.as_mut() {
+        for (place, text) in rewrites {
+            extract::rewrite_value(prompt, &place, text);
+        }
+    }
+    Ok(InputCheck { forward: Some(serialize(&request)?), decision, steered: false })
+}
+
+/// Input check of an embeddings request (`steer` is treated as `block`).
+pub fn check_embedding_request(policy: &CompiledPolicy, mut request: EmbeddingRequest, raw: Bytes) -> Result<InputCheck, ApiError> {
+    let (mut decision, rewrites) = {
+        let located = extract::embedding_segments(&request);
+        decide_located(policy, Direction::Input, &located)
+    };
+    if decision.verdict == Verdict::Steer {
+        decision.verdict = Verdict::Block;
+    }
+    if decision.verdict == Verdict::Block {
+        return Ok(InputCheck { decision, forward: None, steered: false });
+    }
+    if rewrites.is_empty() {
+        return Ok(InputCheck { decision, forward: Some(raw), steered: false });
+    }
+    for (place, text) in rewrites {
+        extract::rewrite_value(&mut request.input, &place, text);
+    }
+    Ok(InputCheck { forward: Some(serialize(&request)?), decision, steered: false })
+}
+
+/// The checked answer: the bytes to send and the output decision.
+#[derive(Debug)]
+pub struct OutputCheck {
+    /// Body for the client (the upstream's bytes when nothing changed).
+    pub body: Bytes,
+    /// The output decision.
+    pub decision: Decision,
+}
+
+/// After `steer`, an answer that no refusal rule recognises counts as
+/// compliance and is blocked.
+fn verify_steer(decision: &mut Decision, steered: bool, message: &str) {
+    if !steered || decision.verdict == Verdict::Block {
+        return;
+    }
+    let declined = decision.findings.iter().any(|f| f.category.as_deref() == Some(REFUSAL_CATEGORY));
+    if !declined {
+        decision.findings.push(Finding {
+            rule: "steer-not-declined".into(),
+            category: None,
+            action: Action::Block,
+            severity: Severity::High,
+            direction: Direction::Output,
+            segment: 0,
+            location: "choices".into(),
+            span: 0..0,
+            decoded: None,
+            score: 1.0,
+            redact_spans: Vec::new(),
+        });
+        decision.verdict = Verdict::Block;
+        decision.message = Some(message.to_string());
+    }
+}
+
+/// Output check of a chat completion. `steer_message` is the refusal used
+/// when a steered answer complied.
+pub fn check_chat_response(policy: &CompiledPolicy, raw: Bytes, steered: bool, steer_refusal: &str, upstream: &str) -> Result<OutputCheck, ApiError> {
+    let mut response: ChatResponse = serde_json::from_slice(&raw).map_err(|e| ApiError::UpstreamInvalid { upstream: upstream.to_string(), detail: e.to_string() })?;
+    let (mut decision, rewrites) = {
+        let located = extract::chat_response_segments(&response);
+        decide_located(policy, Direction::Output, &located)
+    };
+    verify_steer(&mut decision, steered, steer_refusal);
+    if decision.verdict == Verdict::Block {
+        let message = decision.message.clone().unwrap_or_else(|| policy.refusal_message.clone());
+        for choice in &mut response.choices {
+            let mut message_out = system_message(&message);
+            message_out.role = "assistant".into();
+            message_out.extra.insert("refusal".into(), serde_json::Value::String(message.clone()));
+            choice.message = Some(message_out);
+            choice.finish_reason = Some(CONTENT_FILTER.into());
+        }
+        return Ok(OutputCheck { body: serialize(&response)?, decision });
+    }
+    if rewrites.is_empty() {
+        return Ok(OutputCheck { body: raw, decision });
+    }
+    for (place, text) in rewrites {
+        extract::rewrite_chat_response(&mut response, &place, text);
+    }
+    Ok(OutputCheck { body: serialize(&response)?, decision })
+}
+
+/// Output check of a legacy completion.
+pub fn check_completion_response(policy: &CompiledPolicy, raw: Bytes, upstream: &str) -> Result<OutputCheck, ApiError> {
+    let mut response: CompletionResponse = serde_json::from_slice(&raw).map_err(|e| ApiError::UpstreamInvalid { upstream: upstream.to_string(), detail: e.to_string() })?;
+    let (decision, rewrites) = {
+        let located = extract::completion_response_segments(&response);
+        decide_located(policy, Direction::Output, &located)
+    };
+    if decision.verdict == Verdict::Block {
+        let message = decision.message.clone().unwrap_or_else(|| policy.refusal_message.clone());
+        for choice in &mut response.choices {
+            choice.text = Some(message.clone());
+            choice.finish_reason = Some(CONTENT_FILTER.into());
+        }
+        return Ok(OutputCheck { body: serialize(&response)?, decision });
+    }
+    if rewrites.is_empty() {
+        return Ok(OutputCheck { body: raw, decision });
+    }
+    for (place, text) in rewrites {
+        extract::rewrite_completion_response(&mut response, &place, text);
+    }
+    Ok(OutputCheck { body: serialize(&response)?, decision })
+}
+
+/// The verdict and rule list of input and output together, for headers.
+pub fn combine(input: &Decision, output: Option<&Decision>) -> (Verdict, Vec<String>) {
+    let mut verdict = input.verdict;
+    let mut rules: Vec<String> = input.rule_ids().into_iter().map(str::to_string).collect();
+    if let Some(out) = output {
+        verdict = verdict.max(out.verdict);
+        for id in out.rule_ids() {
+            if !rules.iter().any(|r| r == id) {
+                rules.push(id.to_string());
+            }
+        }
+    }
+    // A steered request that was answered safely is reported as steer.
+    (verdict, rules)
+}

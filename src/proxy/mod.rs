@@ -1,0 +1,11 @@
+//! The proxy: thin HTTP handlers over the HTTP-free guard core, the upstream
+//! client, and server-sent-event streaming.
+
+pub mod body;
+pub mod guard;
+pub mod handlers;
+pub mod state;
+pub mod stream;
+pub mod upstream;
+
+pub use state::ProxyState;

@@ -1,0 +1,125 @@
+//! The client side: one pooled HTTP client per upstream, header allowlists in
+//! both directions, and the mapping of transport failures to 502 / 504.
+
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
+use bytes::Bytes;
+
+use crate::config::Upstream;
+use crate::error::ApiError;
+
+/// Client headers worth passing on; everything else (cookies, hop-by-hop,
+/// the proxy's own auth) stays here.
+const FORWARDED_REQUEST_HEADERS: &[&str] = &["accept", "openai-organization", "openai-project", "openai-beta", "user-agent", "x-stainless-lang", "x-stainless-package-version", "x-stainless-os", "x-stainless-arch", "x-stainless-runtime", "x-stainless-runtime-version", "x-stainless-retry-count"];
+
+/// Upstream response headers passed back to the client.
+const FORWARDED_RESPONSE_PREFIXES: &[&str] = &["x-ratelimit-", "openai-", "anthropic-", "x-upstream-"];
+
+/// A configured upstream with its pooled client.
+#[derive(Debug, Clone)]
+pub struct UpstreamClient {
+    /// Name for logs and errors.
+    pub name: String,
+    base_url: String,
+    api_key: Option<String>,
+    read_timeout: Duration,
+    client: reqwest::Client,
+}
+
+impl UpstreamClient {
+    /// Builds the pooled client; rustls only.
+    pub fn new(config: &Upstream) -> Result<Self, ApiError> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(config.connect_timeout_secs))
+            .read_timeout(Duration::from_secs(config.read_timeout_secs))
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()
+            .map_err(|e| ApiError::Internal(format!("cannot build HTTP client for `{}`: {e}", config.name)))?;
+        Ok(Self {
+            name: config.name.clone(),
+            base_url: config.base_url.trim_end_matches('/').to_string(),
+            api_key: config.api_key.clone(),
+            read_timeout: Duration::from_secs(config.read_timeout_secs),
+            client,
+        })
+    }
+
+    /// Sends a request to `path` (relative to the base URL, e.g. `/chat/completions`).
+    /// Non-streamed calls get an overall deadline of the read timeout;
+    /// streamed calls only a per-read one.
+    pub async fn send(&self, method: Method, path: &str, body: Option<Bytes>, client_headers: &HeaderMap, forward_client_auth: bool, streaming: bool) -> Result<reqwest::Response, ApiError> {
+        let url = format!("{}{}", self.base_url, path);
+        let mut request = self.client.request(method, &url);
+        for name in FORWARDED_REQUEST_HEADERS {
+            if let Some(value) = client_headers.get(*name) {
+                request = request.header(*name, value);
+            }
+        }
+        if let Some(id) = client_headers.get("x-request-id") {
+            request = request.header("x-request-id", id);
+        }
+        request = match (forward_client_auth, client_headers.get("authorization"), &self.api_key) {
+            (true, Some(auth), _) => request.header("authorization", auth),
+            (_, _, Some(key)) => request.bearer_auth(key),
+            _ => request,
+        };
+        if let Some(body) = body {
+            request = request.header("content-type", "application/json").body(body);
+        }
+        if !streaming {
+            request = request.timeout(self.read_timeout);
+        }
+        request.send().await.map_err(|e| self.transport_error(e))
+    }
+
+    /// Maps a transport error to the client-facing error.
+    pub fn transport_error(&self, err: reqwest::Error) -> ApiError {
+        if err.is_timeout() {
+            ApiError::UpstreamTimeout { upstream: self.name.clone() }
+        } else if err.is_decode() || err.is_body() {
+            ApiError::UpstreamInvalid { upstream: self.name.clone(), detail: error_chain(&err) }
+        } else {
+            ApiError::UpstreamUnavailable { upstream: self.name.clone(), detail: error_chain(&err) }
+        }
+    }
+
+    /// Reads a whole upstream body, at most `limit` bytes.
+    pub async fn read_body(&self, response: reqwest::Response, limit: usize) -> Result<Bytes, ApiError> {
+        let mut response = response;
+        let mut out = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.transport_error(e))? {
+            if out.len() + chunk.len() > limit {
+                return Err(ApiError::UpstreamInvalid { upstream: self.name.clone(), detail: format!("response larger than {limit} bytes") });
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(Bytes::from(out))
+    }
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Headers of an upstream response that the client should see.
+pub fn response_headers(upstream: &reqwest::header::HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for (name, value) in upstream {
+        let n = name.as_str();
+        if n == "content-type" || FORWARDED_RESPONSE_PREFIXES.iter().any(|p| n.starts_with(p)) {
+            if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(n.as_bytes()), HeaderValue::from_bytes(value.as_bytes())) {
+                out.insert(name, value);
+            }
+        }
+    }
+    out
+}
