@@ -5,6 +5,7 @@ mod eval;
 mod policy_cmd;
 mod scan;
 mod serve;
+mod train;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,6 +60,24 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Train the linear classifier: `label` lines against `benign` lines.
+    Train {
+        /// The positive label (`attack` or `harmful`).
+        #[arg(long)]
+        label: String,
+        /// Model file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Passes over the data.
+        #[arg(long, default_value_t = 6)]
+        epochs: u32,
+        /// Random seed (same seed and files give the same model).
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// JSONL files (AGPL-licensed lines are skipped).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,6 +102,7 @@ pub fn run() -> ExitCode {
         Command::Scan { policy, output, text } => scan::run(policy, output, text),
         Command::Policy { command: PolicyCommand::Check { paths } } => policy_cmd::check(paths),
         Command::Eval { policy, json, files } => eval::run(policy, json, files),
+        Command::Train { label, out, epochs, seed, files } => train::run(train::TrainArgs { positive: label, out, files, epochs, seed }),
     }
 }
 
