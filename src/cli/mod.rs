@@ -87,6 +87,11 @@ enum PolicyCommand {
         /// Policy files (default: policies/default.yaml).
         paths: Vec<PathBuf>,
     },
+    /// Run the `examples` of every rule: block examples must fire it, allow examples must not.
+    Test {
+        /// Root policy files (default: policies/default.yaml).
+        paths: Vec<PathBuf>,
+    },
 }
 
 /// Default policy for commands that take `--policy`.
@@ -101,6 +106,7 @@ pub fn run() -> ExitCode {
         Command::Serve { config, demo } => serve::run(config, demo),
         Command::Scan { policy, output, text } => scan::run(policy, output, text),
         Command::Policy { command: PolicyCommand::Check { paths } } => policy_cmd::check(paths),
+        Command::Policy { command: PolicyCommand::Test { paths } } => policy_cmd::test(paths),
         Command::Eval { policy, json, files } => eval::run(policy, json, files),
         Command::Train { label, out, epochs, seed, files } => train::run(train::TrainArgs { positive: label, out, files, epochs, seed }),
     }

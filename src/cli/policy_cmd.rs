@@ -25,3 +25,74 @@ pub fn check(paths: Vec<PathBuf>) -> ExitCode {
     }
     if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
 }
+
+/// One example that did not behave as written.
+struct Failure {
+    location: String,
+    rule: String,
+    expected: &'static str,
+    fired: Vec<String>,
+}
+
+/// Runs every rule's `examples` (block: the rule must fire; allow: it must
+/// not) against the compiled policy, like a test runner.
+pub fn test(paths: Vec<PathBuf>) -> ExitCode {
+    use crate::engine::{Segment, evaluate};
+    use crate::policy::{AppliesTo, Direction, Role};
+
+    let paths = if paths.is_empty() { vec![super::default_policy()] } else { paths };
+    let mut failures = Vec::new();
+    let mut passed = 0usize;
+    for path in &paths {
+        let files = match crate::policy::load_tree(std::slice::from_ref(path)) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let policy = match crate::policy::compile(&files) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        for file in &files {
+            for rule in &file.file.rules {
+                let Some(examples) = &rule.examples else { continue };
+                let Some(compiled) = policy.rules.iter().find(|r| *r.id == *rule.id) else { continue };
+                let (direction, role) = match compiled.applies_to {
+                    AppliesTo::Output => (Direction::Output, Role::Assistant),
+                    _ => (Direction::Input, compiled.roles.as_ref().and_then(|r| r.first().copied()).unwrap_or(Role::User)),
+                };
+                let cases = examples.block.iter().map(|t| (t, true)).chain(examples.allow.iter().map(|t| (t, false)));
+                for (text, must_fire) in cases {
+                    let decision = evaluate(&policy, direction, &[Segment::new(role, "example", text.as_str())]);
+                    let fired: Vec<String> = decision.rule_ids().iter().map(|s| s.to_string()).collect();
+                    if fired.iter().any(|f| *f == rule.id) == must_fire {
+                        passed += 1;
+                    } else {
+                        failures.push(Failure {
+                            location: format!("{}:{}", file.path.display(), line_of_text(&file.source, text)),
+                            rule: rule.id.clone(),
+                            expected: if must_fire { "block" } else { "allow" },
+                            fired,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    for f in &failures {
+        println!("FAIL {} rule `{}`: expected {} example to {}; rules fired: [{}]", f.location, f.rule, f.expected, if f.expected == "block" { "fire" } else { "not fire" }, f.fired.join(", "));
+    }
+    println!("{} passed, {} failed", passed, failures.len());
+    if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+/// Line of an example in its file (first line containing its opening words).
+fn line_of_text(source: &str, text: &str) -> usize {
+    let probe: String = text.chars().take(40).collect();
+    source.lines().position(|l| l.contains(probe.as_str())).map(|i| i + 1).unwrap_or(0)
+}
