@@ -87,6 +87,8 @@ enum PolicyCommand {
         /// Policy files (default: policies/default.yaml).
         paths: Vec<PathBuf>,
     },
+    /// Print the JSON Schema of the policy format (for editor completion and validation).
+    Schema,
     /// Run the `examples` of every rule: block examples must fire it, allow examples must not.
     Test {
         /// Root policy files (default: policies/default.yaml).
@@ -107,6 +109,7 @@ pub fn run() -> ExitCode {
         Command::Scan { policy, output, text } => scan::run(policy, output, text),
         Command::Policy { command: PolicyCommand::Check { paths } } => policy_cmd::check(paths),
         Command::Policy { command: PolicyCommand::Test { paths } } => policy_cmd::test(paths),
+        Command::Policy { command: PolicyCommand::Schema } => policy_cmd::schema(),
         Command::Eval { policy, json, files } => eval::run(policy, json, files),
         Command::Train { label, out, epochs, seed, files } => train::run(train::TrainArgs { positive: label, out, files, epochs, seed }),
     }

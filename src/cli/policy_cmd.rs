@@ -96,3 +96,19 @@ fn line_of_text(source: &str, text: &str) -> usize {
     let probe: String = text.chars().take(40).collect();
     source.lines().position(|l| l.contains(probe.as_str())).map(|i| i + 1).unwrap_or(0)
 }
+
+/// Prints the JSON Schema of the policy format, for editors
+/// (`# yaml-language-server: $schema=...`).
+pub fn schema() -> ExitCode {
+    let schema = schemars::schema_for!(crate::policy::model::PolicyFile);
+    match serde_json::to_string_pretty(&schema) {
+        Ok(text) => {
+            super::print_stdout(&text);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

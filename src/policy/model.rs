@@ -6,10 +6,11 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// One policy file. The root file may `include` rule-family and category files.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyFile {
     /// Format version; only `1` exists.
@@ -45,7 +46,7 @@ pub struct PolicyFile {
 }
 
 /// How a refusal is delivered to the client.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RefusalMode {
     /// HTTP 200 with an assistant message carrying the refusal (clients render it).
@@ -56,7 +57,7 @@ pub enum RefusalMode {
 }
 
 /// The refusal block of the root policy.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefusalSpec {
     /// `message` (default) or `error`.
@@ -68,7 +69,7 @@ pub struct RefusalSpec {
 }
 
 /// Limits for decoding base64 / hex / url / rot13 / reversed payloads.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecodeSpec {
     /// Decode and rescan embedded payloads at all.
@@ -83,7 +84,7 @@ pub struct DecodeSpec {
 }
 
 /// The `steer` settings of the root policy.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SteerSpec {
     /// System message prepended to requests a `steer` rule matched.
@@ -92,7 +93,7 @@ pub struct SteerSpec {
 
 /// Header of a category file: what the category is and how it maps to
 /// published taxonomies.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CategorySpec {
     /// Identifier used in rules, decisions and metrics (`indiscriminate_weapons`).
@@ -118,7 +119,7 @@ pub struct CategorySpec {
 }
 
 /// Root-policy override of a category.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CategoryOverride {
     /// Switch the category on or off.
@@ -133,7 +134,7 @@ pub struct CategoryOverride {
 }
 
 /// An action for both directions, or one per direction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum ActionSpec {
     /// `action: block`
@@ -143,7 +144,7 @@ pub enum ActionSpec {
 }
 
 /// The per-direction form of [`ActionSpec`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PerDirectionAction {
     /// Action on requests.
@@ -167,7 +168,7 @@ impl ActionSpec {
 
 /// What happens when a rule fires. Ordered by strength: the strongest action
 /// of all findings is the decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Record only.
@@ -193,7 +194,7 @@ impl Action {
 }
 
 /// Which side of the model a text is on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// Everything sent to the model.
@@ -213,7 +214,7 @@ impl Direction {
 }
 
 /// Which directions a rule applies to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AppliesTo {
     /// Requests only (default).
@@ -238,7 +239,7 @@ impl AppliesTo {
 /// Who wrote a piece of text the model reads. Rules can be limited to roles,
 /// because injections inside tool results are phrased differently from a
 /// user's own jailbreak.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// System prompt.
@@ -270,7 +271,7 @@ impl Role {
 }
 
 /// Which textual form of a text a matcher runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Form {
     /// The text as sent (keywords still match case-insensitively).
@@ -282,7 +283,7 @@ pub enum Form {
 }
 
 /// Severity, for operators' dashboards.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// Informational.
@@ -298,7 +299,7 @@ pub enum Severity {
 
 /// Post-match checks that weed out look-alikes (a 16-digit number is not a
 /// card unless its Luhn checksum holds).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Validator {
     /// Payment card numbers.
@@ -308,7 +309,7 @@ pub enum Validator {
 }
 
 /// Kinds of obfuscation that are themselves evidence of an attack.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ObfuscationSign {
     /// Zero-width and other invisible characters.
@@ -326,7 +327,7 @@ pub enum ObfuscationSign {
 }
 
 /// The learned classifier as a signal.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClassifierSpec {
     /// Model file, relative to the policy file.
@@ -340,7 +341,7 @@ pub struct ClassifierSpec {
 
 /// One piece of evidence. A rule fires when the weights of its matched
 /// signals reach the rule's threshold.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignalSpec {
     /// Label shown in `policy test` output.
@@ -377,7 +378,7 @@ pub struct SignalSpec {
 }
 
 /// Texts that a rule must block and must allow; run by `palisade policy test`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Examples {
     /// Each must make the rule fire.
@@ -389,7 +390,7 @@ pub struct Examples {
 }
 
 /// One rule.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleSpec {
     /// Unique id, shown in headers, decisions and `[REDACTED:<id>]`.
