@@ -6,7 +6,7 @@
 
 mod model;
 
-pub use model::{Config, Upstream};
+pub use model::{ApiKeyConfig, AuditConfig, AuthConfig, Config, FailMode, PolicyRoute, Upstream};
 
 use std::path::{Path, PathBuf};
 

@@ -1,5 +1,6 @@
 //! The configuration file's shape. Every struct rejects unknown keys.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -30,6 +31,102 @@ pub struct Config {
     /// The models behind the proxy.
     #[serde(default)]
     pub upstreams: Vec<Upstream>,
+    /// Named extra policies, selected per key, model or route.
+    #[serde(default)]
+    pub policy_sets: BTreeMap<String, Vec<PathBuf>>,
+    /// Which policy set serves which model or route (first match wins;
+    /// a key's own `policy` beats these; otherwise `policies`).
+    #[serde(default)]
+    pub policy_routes: Vec<PolicyRoute>,
+    /// Shadow mode for everything: decisions are recorded, nothing is enforced.
+    #[serde(default)]
+    pub monitor: bool,
+    /// What an internal error in the guard does: refuse (`closed`) or forward unscanned (`open`).
+    #[serde(default)]
+    pub fail_mode: FailMode,
+    /// Proxy API keys and unauthenticated paths.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Audit log.
+    #[serde(default)]
+    pub audit: AuditConfig,
+    /// Seconds between checks of the policy files for changes (0 = only on SIGHUP).
+    #[serde(default = "default_reload_poll")]
+    pub reload_poll_secs: u64,
+    /// Seconds in-flight requests get to finish after SIGTERM.
+    #[serde(default = "default_grace")]
+    pub shutdown_grace_secs: u64,
+}
+
+/// Internal-error behaviour.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailMode {
+    /// Refuse the request (default): an unscanned answer is never released.
+    #[default]
+    Closed,
+    /// Forward unscanned, and say so in headers and metrics.
+    Open,
+}
+
+/// Selects a policy set for requests by model and/or route.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRoute {
+    /// Model name pattern (`*` suffix = prefix match).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Exact route path (`/v1/embeddings`).
+    #[serde(default)]
+    pub route: Option<String>,
+    /// Name of a `policy_sets` entry.
+    pub policy: String,
+}
+
+/// Proxy API keys.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Keys stored as SHA-256 hex digests.
+    #[serde(default)]
+    pub api_keys: Vec<ApiKeyConfig>,
+    /// Environment variable with `id:key` pairs separated by commas (plain keys).
+    #[serde(default)]
+    pub api_keys_env: Option<String>,
+    /// File with one `id:sha256hex` per line (`#` comments allowed).
+    #[serde(default)]
+    pub api_keys_file: Option<PathBuf>,
+    /// Paths served without a key (default `/healthz`, `/readyz`, `/metrics`).
+    #[serde(default = "default_open_paths")]
+    pub open_paths: Vec<String>,
+}
+
+/// One proxy API key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// Name in logs, metrics and audit (never the key).
+    pub id: String,
+    /// SHA-256 of the key, lowercase hex (`printf %s "$KEY" | sha256sum`).
+    pub sha256: String,
+    /// Policy set for this key.
+    #[serde(default)]
+    pub policy: Option<String>,
+}
+
+/// Audit log settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// `off` (default), `stdout`, or a file path.
+    #[serde(default)]
+    pub sink: Option<String>,
+    /// Also record raw text (off by default: only length and hash).
+    #[serde(default)]
+    pub include_text: bool,
+    /// Also record allowed requests.
+    #[serde(default)]
+    pub include_allowed: bool,
 }
 
 /// One OpenAI-compatible model server.
@@ -60,6 +157,15 @@ pub struct Upstream {
     pub default: bool,
 }
 
+fn default_open_paths() -> Vec<String> {
+    vec!["/healthz".into(), "/readyz".into(), "/metrics".into()]
+}
+fn default_reload_poll() -> u64 {
+    2
+}
+fn default_grace() -> u64 {
+    30
+}
 fn default_listen() -> String {
     "127.0.0.1:8080".to_string()
 }
@@ -86,6 +192,14 @@ impl Config {
             max_body_bytes: default_max_body(),
             forward_client_authorization: false,
             passthrough_paths: Vec::new(),
+            policy_sets: BTreeMap::new(),
+            policy_routes: Vec::new(),
+            monitor: false,
+            fail_mode: FailMode::Closed,
+            auth: AuthConfig { open_paths: default_open_paths(), ..AuthConfig::default() },
+            audit: AuditConfig::default(),
+            reload_poll_secs: default_reload_poll(),
+            shutdown_grace_secs: default_grace(),
             upstreams: vec![Upstream {
                 name: "default".to_string(),
                 base_url: "https://api.openai.com/v1".to_string(),
@@ -100,10 +214,15 @@ impl Config {
     }
 
     pub(super) fn resolve_paths(&mut self, base: &Path) {
-        for policy in &mut self.policies {
-            if policy.is_relative() {
-                *policy = base.join(&*policy);
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
             }
+        };
+        self.policies.iter_mut().for_each(resolve);
+        self.policy_sets.values_mut().flatten().for_each(resolve);
+        if let Some(file) = self.auth.api_keys_file.as_mut() {
+            resolve(file);
         }
     }
 
@@ -170,6 +289,24 @@ impl Config {
                 return Err(format!("upstreams[{i}] `{}`: timeouts must be at least 1 second", u.name));
             }
         }
+        for route in &self.policy_routes {
+            if !self.policy_sets.contains_key(&route.policy) {
+                return Err(format!("policy_routes: unknown policy set `{}` (define it under `policy_sets`)", route.policy));
+            }
+        }
+        for key in &self.auth.api_keys {
+            if key.sha256.len() != 64 || !key.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!("auth.api_keys `{}`: sha256 must be 64 hex characters", key.id));
+            }
+            if let Some(policy) = &key.policy
+                && !self.policy_sets.contains_key(policy)
+            {
+                return Err(format!("auth.api_keys `{}`: unknown policy set `{policy}`", key.id));
+            }
+        }
+        if self.forward_client_authorization && self.auth_configured() {
+            return Err("`forward_client_authorization: true` cannot be combined with proxy API keys: the client's key is the proxy key and must not reach the upstream".into());
+        }
         for p in &self.passthrough_paths {
             if !p.starts_with('/') {
                 return Err(format!("passthrough path `{p}` must start with `/`"));
@@ -178,20 +315,42 @@ impl Config {
         Ok(())
     }
 
+    /// Whether any proxy API key source is configured.
+    pub fn auth_configured(&self) -> bool {
+        !self.auth.api_keys.is_empty() || self.auth.api_keys_env.is_some() || self.auth.api_keys_file.is_some()
+    }
+
+    /// The policy set for a request: the key's own, then the first matching
+    /// route, else `None` (the default `policies`).
+    pub fn policy_set_for(&self, key_policy: Option<&str>, model: Option<&str>, route: &str) -> Option<String> {
+        if let Some(policy) = key_policy {
+            return Some(policy.to_string());
+        }
+        self.policy_routes
+            .iter()
+            .find(|r| r.route.as_deref().is_none_or(|p| p == route) && r.model.as_deref().is_none_or(|m| model.is_some_and(|model| model_matches(m, model))))
+            .map(|r| r.policy.clone())
+    }
+
     /// Picks the upstream for a model name: an explicit `models` match first,
     /// then the default upstream, then the only upstream.
     pub fn route(&self, model: Option<&str>) -> Option<usize> {
         if let Some(model) = model {
             let claimed = self.upstreams.iter().position(|u| {
-                u.models.iter().any(|pattern| match pattern.strip_suffix('*') {
-                    Some(prefix) => model.starts_with(prefix),
-                    None => pattern == model,
-                })
+                u.models.iter().any(|pattern| model_matches(pattern, model))
             });
             if claimed.is_some() {
                 return claimed;
             }
         }
         self.default_upstream_index()
+    }
+}
+
+/// `gpt-*` matches by prefix; anything else exactly.
+fn model_matches(pattern: &str, model: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => model.starts_with(prefix),
+        None => pattern == model,
     }
 }

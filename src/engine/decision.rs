@@ -72,6 +72,9 @@ pub struct Finding {
     pub decoded: Option<String>,
     /// Combined signal score.
     pub score: f32,
+    /// Shadow mode: recorded and counted, not enforced.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub monitor: bool,
     /// For `redact`: every range to replace in the segment.
     #[serde(skip)]
     pub redact_spans: Vec<Range<usize>>,
@@ -87,12 +90,28 @@ pub struct Decision {
     /// Refusal text for a block or steer verdict.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// What monitor-mode findings would have done, when stronger than the verdict.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monitor_verdict: Option<Verdict>,
 }
 
 impl Decision {
     /// A decision with no findings.
     pub fn allow() -> Self {
-        Self { verdict: Verdict::Allow, findings: Vec::new(), message: None }
+        Self { verdict: Verdict::Allow, findings: Vec::new(), message: None, monitor_verdict: None }
+    }
+
+    /// Turns every finding into a monitor-only one (global shadow mode):
+    /// the verdict becomes `allow`, and what would have happened is kept.
+    pub fn into_monitor(mut self) -> Self {
+        let would = self.findings.iter().map(|f| Verdict::from(f.action)).max();
+        for f in &mut self.findings {
+            f.monitor = true;
+        }
+        self.monitor_verdict = would.filter(|v| *v > Verdict::Allow).or(self.monitor_verdict);
+        self.verdict = Verdict::Allow;
+        self.message = None;
+        self
     }
 
     /// Distinct rule ids that fired, in order of first appearance.
@@ -121,14 +140,14 @@ impl Decision {
     pub fn redactions_for(&self, segment: usize) -> Vec<(Range<usize>, &str)> {
         self.findings
             .iter()
-            .filter(|f| f.segment == segment && f.action == Action::Redact)
+            .filter(|f| f.segment == segment && f.action == Action::Redact && !f.monitor)
             .flat_map(|f| f.redact_spans.iter().map(move |r| (r.clone(), f.rule.as_ref())))
             .collect()
     }
 
     /// Whether any finding asks for redaction.
     pub fn has_redactions(&self) -> bool {
-        self.findings.iter().any(|f| f.action == Action::Redact)
+        self.findings.iter().any(|f| f.action == Action::Redact && !f.monitor)
     }
 }
 

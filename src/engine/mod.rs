@@ -119,6 +119,7 @@ pub(crate) struct Fired {
     pub policy_rule_id: std::sync::Arc<str>,
     pub category: Option<std::sync::Arc<str>>,
     pub severity: crate::policy::Severity,
+    pub monitor: bool,
 }
 
 impl Fired {
@@ -134,6 +135,7 @@ impl Fired {
             span: self.span,
             decoded,
             score: self.score,
+            monitor: self.monitor,
             redact_spans: self.redact_spans,
         }
     }
@@ -160,6 +162,7 @@ pub(crate) fn scan_text(policy: &CompiledPolicy, direction: Direction, role: Rol
                 policy_rule_id: rule.id.clone(),
                 category: rule.category.clone(),
                 severity: rule.severity,
+                monitor: rule.monitor,
             });
         }
     }
@@ -200,10 +203,15 @@ fn validator_accepts(policy: &CompiledPolicy, signal: u32, matched: &str) -> boo
 /// Combines findings: the strongest action wins; the refusal text comes from
 /// the strongest finding's rule (or its category), else the policy default.
 fn decide(policy: &CompiledPolicy, findings: Vec<Finding>) -> Decision {
-    let Some(strongest) = findings.iter().max_by_key(|f| (f.action, f.severity)) else {
-        return Decision::allow();
+    let monitor_verdict = findings.iter().filter(|f| f.monitor).map(|f| Verdict::from(f.action)).max();
+    let Some(strongest) = findings.iter().filter(|f| !f.monitor).max_by_key(|f| (f.action, f.severity)) else {
+        let mut decision = Decision::allow();
+        decision.findings = findings;
+        decision.monitor_verdict = monitor_verdict;
+        return decision;
     };
     let verdict = Verdict::from(strongest.action);
+    let monitor_verdict = monitor_verdict.filter(|m| *m > verdict);
     let message = matches!(verdict, Verdict::Block | Verdict::Steer).then(|| {
         policy
             .rules
@@ -212,7 +220,7 @@ fn decide(policy: &CompiledPolicy, findings: Vec<Finding>) -> Decision {
             .and_then(|r| r.message.clone())
             .unwrap_or_else(|| policy.refusal_message.clone())
     });
-    Decision { verdict, findings, message }
+    Decision { verdict, findings, message, monitor_verdict }
 }
 
 #[cfg(test)]

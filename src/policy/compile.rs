@@ -25,6 +25,7 @@ instead explain that views differ and offer balanced information.";
 struct CategoryState {
     spec: Option<CategorySpec>,
     enabled: bool,
+    monitor: bool,
     forced_action: Option<ActionSpec>,
     message: Option<String>,
 }
@@ -55,7 +56,7 @@ pub fn compile(files: &[LoadedFile]) -> Result<CompiledPolicy, PolicyError> {
             if !spec.enabled || state.is_some_and(|s| !s.enabled) {
                 continue;
             }
-            builder.add_rule(file, spec, category, state)?;
+            builder.add_rule(file, spec, category, state, root.file.monitor)?;
         }
     }
     let Builder { tables, signals, rules, classifiers, .. } = builder;
@@ -112,7 +113,7 @@ fn collect_categories(files: &[LoadedFile]) -> Result<BTreeMap<String, CategoryS
             if out.contains_key(&spec.id) {
                 return Err(invalid(file, None, format!("category `{}` is defined twice", spec.id)));
             }
-            let state = CategoryState { spec: Some(spec.clone()), enabled: spec.enabled, forced_action: None, message: spec.message.clone() };
+            let state = CategoryState { spec: Some(spec.clone()), enabled: spec.enabled, monitor: spec.monitor, forced_action: None, message: spec.message.clone() };
             out.insert(spec.id.clone(), state);
         }
     }
@@ -126,6 +127,9 @@ fn collect_categories(files: &[LoadedFile]) -> Result<BTreeMap<String, CategoryS
             }
             if over.action.is_some() {
                 state.forced_action = over.action;
+            }
+            if let Some(monitor) = over.monitor {
+                state.monitor = monitor;
             }
             if over.message.is_some() {
                 state.message = over.message.clone();
@@ -144,7 +148,7 @@ struct Builder {
 }
 
 impl Builder {
-    fn add_rule(&mut self, file: &LoadedFile, spec: &RuleSpec, category: Option<String>, state: Option<&CategoryState>) -> Result<(), PolicyError> {
+    fn add_rule(&mut self, file: &LoadedFile, spec: &RuleSpec, category: Option<String>, state: Option<&CategoryState>, policy_monitor: bool) -> Result<(), PolicyError> {
         let rule_index = self.rules.len() as u32;
         let default_forms = spec.forms.clone().unwrap_or_else(|| vec![Form::Normalized]);
         let mut signal_specs = spec.signals.clone();
@@ -197,6 +201,7 @@ impl Builder {
             output_action,
             severity: spec.severity,
             message: spec.message.clone().or_else(|| state.and_then(|s| s.message.clone())),
+            monitor: policy_monitor || spec.monitor.unwrap_or(false) || state.is_some_and(|s| s.monitor),
             file: file.path.clone(),
         });
         Ok(())

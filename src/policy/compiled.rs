@@ -88,6 +88,8 @@ pub struct CompiledRule {
     pub severity: Severity,
     /// Refusal text (rule's own, else its category's).
     pub message: Option<String>,
+    /// Shadow mode: findings are recorded, never enforced.
+    pub monitor: bool,
     /// File it came from.
     pub file: PathBuf,
 }

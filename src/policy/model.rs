@@ -34,6 +34,9 @@ pub struct PolicyFile {
     /// The safety system message used by `steer` (root file only).
     #[serde(default)]
     pub steer: Option<SteerSpec>,
+    /// Shadow mode for the whole policy (root file only).
+    #[serde(default)]
+    pub monitor: bool,
     /// Makes this file a category file: its rules inherit the category.
     #[serde(default)]
     pub category: Option<CategorySpec>,
@@ -116,6 +119,9 @@ pub struct CategorySpec {
     /// Refusal text for this category.
     #[serde(default)]
     pub message: Option<String>,
+    /// Shadow mode for the whole category.
+    #[serde(default)]
+    pub monitor: bool,
 }
 
 /// Root-policy override of a category.
@@ -131,6 +137,9 @@ pub struct CategoryOverride {
     /// Replace the category's refusal text.
     #[serde(default)]
     pub message: Option<String>,
+    /// Put the category in shadow mode.
+    #[serde(default)]
+    pub monitor: Option<bool>,
 }
 
 /// An action for both directions, or one per direction.
@@ -452,6 +461,9 @@ pub struct RuleSpec {
     /// Refusal text for this rule.
     #[serde(default)]
     pub message: Option<String>,
+    /// Shadow mode: record and count, never enforce.
+    #[serde(default)]
+    pub monitor: Option<bool>,
     /// Cases run by `palisade policy test`.
     #[serde(default)]
     pub examples: Option<Examples>,

@@ -146,6 +146,7 @@ fn verify_steer(decision: &mut Decision, steered: bool, message: &str) {
             span: 0..0,
             decoded: None,
             score: 1.0,
+            monitor: false,
             redact_spans: Vec::new(),
         });
         decision.verdict = Verdict::Block;

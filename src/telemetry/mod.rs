@@ -1,5 +1,9 @@
-//! Logging set-up: human-readable by default, JSON lines with
-//! `PALISADE_LOG_FORMAT=json`; level from `RUST_LOG` (default `info`).
+//! Telemetry: logging set-up (human-readable by default, JSON lines with
+//! `PALISADE_LOG_FORMAT=json`; level from `RUST_LOG`), Prometheus metrics
+//! and the audit log.
+
+pub mod audit;
+pub mod metrics;
 
 use tracing_subscriber::EnvFilter;
 
