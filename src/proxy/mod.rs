@@ -1,6 +1,7 @@
 //! The proxy: thin HTTP handlers over the HTTP-free guard core, the upstream
 //! client, and server-sent-event streaming.
 
+pub mod auth;
 pub mod body;
 pub mod guard;
 pub mod handlers;

@@ -4,7 +4,6 @@
 //! request id is set before anything logs so every line and the upstream
 //! call carry it.
 
-pub mod auth;
 pub mod demo;
 
 use std::future::Future;
