@@ -65,6 +65,12 @@ pub enum ApiError {
         /// What was wrong (logged, not sent).
         detail: String,
     },
+    /// The guard itself failed and `fail_mode` is `closed`.
+    #[error("the guard failed while checking this request")]
+    GuardFailed,
+    /// A proxy API key is required and was missing or wrong.
+    #[error("missing or invalid API key for the guardrail proxy")]
+    Unauthorized,
     /// A bug or resource failure inside Palisade.
     #[error("internal error: {0}")]
     Internal(String),
@@ -87,6 +93,8 @@ impl ApiError {
             ApiError::UpstreamUnavailable { .. } | ApiError::UpstreamInvalid { .. } => StatusCode::BAD_GATEWAY,
             ApiError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::GuardFailed => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
         }
     }
 
@@ -108,6 +116,8 @@ impl ApiError {
                 ("upstream_error", Some("upstream_invalid_response"), None, format!("upstream `{upstream}` returned an invalid response"))
             }
             ApiError::Internal(_) => ("server_error", Some("internal_error"), None, "internal error in the guardrail proxy".into()),
+            ApiError::GuardFailed => ("server_error", Some("guard_failed"), None, "the guardrail could not check this request; it was not forwarded (fail_mode: closed)".into()),
+            ApiError::Unauthorized => ("invalid_request_error", Some("invalid_api_key"), None, "Incorrect or missing API key for the guardrail proxy. Send `Authorization: Bearer <key>`.".into()),
         }
     }
 }
@@ -125,6 +135,9 @@ impl IntoResponse for ApiError {
         let mut response = (status, axum::Json(body)).into_response();
         if matches!(self, ApiError::ContentFilter { .. }) {
             response.headers_mut().insert("x-palisade-decision", HeaderValue::from_static("block"));
+        }
+        if matches!(self, ApiError::Unauthorized) {
+            response.headers_mut().insert("www-authenticate", HeaderValue::from_static("Bearer"));
         }
         response
     }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use crate::config::{self, EnvOverrides, Upstream};
 use crate::proxy::ProxyState;
+use crate::proxy::policies::Policies;
 use crate::server::{self, demo};
 
 /// Runs the server; returns when it has shut down.
@@ -42,15 +43,19 @@ async fn serve(config_path: Option<PathBuf>, demo_mode: bool) -> Result<(), Stri
             default: true,
         }];
     }
-    let policy = crate::policy::load(&config.policies).map_err(|e| e.to_string())?;
-    tracing::info!(policy = %policy.name, rules = policy.rules.len(), "policy loaded");
+    let policies = Policies::load(&config).map_err(|e| e.to_string())?;
+    tracing::info!(policy = %policies.default.name, rules = policies.default.rules.len(), sets = policies.named.len(), "policies loaded");
     let listener = tokio::net::TcpListener::bind(&config.listen).await.map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     for upstream in &config.upstreams {
         tracing::info!(name = %upstream.name, base_url = %upstream.base_url, "upstream");
     }
     tracing::info!(%addr, demo = demo_mode, "palisade listening; point your OpenAI client at http://{addr}/v1");
-    let state = ProxyState::new(config, policy).map_err(|e| e.to_string())?;
+    let state = ProxyState::with_policies(config, policies).map_err(|e| e.to_string())?;
+    if !state.keys.enabled() {
+        tracing::warn!("no proxy API keys configured: every client can use this proxy (set auth.api_keys to require keys)");
+    }
+    server::reload::spawn_watchers(state.clone());
     server::serve(listener, state, shutdown_signal()).await.map_err(|e| e.to_string())?;
     tracing::info!("palisade stopped");
     Ok(())

@@ -59,7 +59,9 @@ pub fn compile(files: &[LoadedFile]) -> Result<CompiledPolicy, PolicyError> {
             builder.add_rule(file, spec, category, state, root.file.monitor)?;
         }
     }
-    let Builder { tables, signals, rules, classifiers, .. } = builder;
+    let Builder { tables, signals, rules, classifiers, model_index } = builder;
+    let mut model_files: Vec<PathBuf> = model_index.into_keys().collect();
+    model_files.sort();
     let matchers = build_matchers(tables, &root.path)?;
     let root_spec = &root.file;
     Ok(CompiledPolicy {
@@ -86,6 +88,7 @@ pub fn compile(files: &[LoadedFile]) -> Result<CompiledPolicy, PolicyError> {
         matchers,
         classifiers,
         files: files.iter().map(|f| f.path.clone()).collect(),
+        model_files,
     })
 }
 

@@ -13,7 +13,7 @@ use crate::detect::keywords::KeywordMatcher;
 use crate::detect::patterns::PatternMatcher;
 
 /// A compiled policy: rules, their signals, and one matcher per text form.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct CompiledPolicy {
     /// Name for headers, metrics and audit.
     pub name: String,
@@ -37,10 +37,12 @@ pub struct CompiledPolicy {
     pub classifiers: Vec<Arc<Model>>,
     /// Files the policy was built from (for reload watching and messages).
     pub files: Vec<PathBuf>,
+    /// Classifier model files it loaded (also watched for reloads).
+    pub model_files: Vec<PathBuf>,
 }
 
 /// The matchers of one text form.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct FormMatchers {
     /// Literal phrases.
     pub keywords: KeywordMatcher,

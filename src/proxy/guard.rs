@@ -12,25 +12,46 @@ use crate::openai::extract::{self, Located, Place};
 use crate::openai::refusal::CONTENT_FILTER;
 use crate::openai::types::{ChatMessage, ChatRequest, ChatResponse, CompletionRequest, CompletionResponse, EmbeddingRequest, MessageContent};
 use crate::policy::{Action, CompiledPolicy, Direction, Severity};
+use crate::telemetry::audit::CapturedText;
 
 /// Category whose output rules recognise a model declining; `steer` uses it
 /// to verify the answer.
 pub const REFUSAL_CATEGORY: &str = "refusal";
+
+/// Whether (and how much of) the checked texts to keep for the audit log.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Capture {
+    /// Keep location, length and hash of every text.
+    pub texts: bool,
+    /// Also keep the raw text.
+    pub raw: bool,
+}
 
 /// What to do with a request after the input check.
 #[derive(Debug)]
 pub struct InputCheck {
     /// The input decision.
     pub decision: Decision,
+    /// Texts kept for the audit log.
+    pub texts: Vec<CapturedText>,
     /// Body to send upstream; `None` when the request is refused.
     pub forward: Option<Bytes>,
     /// A safety system message was added; the answer must be verified.
     pub steered: bool,
 }
 
-fn decide_located(policy: &CompiledPolicy, direction: Direction, located: &[Located<'_>]) -> (Decision, Vec<(Place, String)>) {
+/// The decision on located texts, the rewrites its redactions call for,
+/// and the captured texts.
+struct Checked {
+    decision: Decision,
+    rewrites: Vec<(Place, String)>,
+    texts: Vec<CapturedText>,
+}
+
+fn decide_located(policy: &CompiledPolicy, direction: Direction, located: &[Located<'_>], capture: Capture) -> Checked {
     let segments: Vec<_> = located.iter().map(|(s, _)| s.clone()).collect();
     let decision = evaluate(policy, direction, &segments);
+    let texts = if capture.texts { segments.iter().map(|s| CapturedText::of(s, capture.raw)).collect() } else { Vec::new() };
     let mut rewrites = Vec::new();
     if decision.verdict != Verdict::Block && decision.has_redactions() {
         for (index, (segment, place)) in located.iter().enumerate() {
@@ -40,7 +61,7 @@ fn decide_located(policy: &CompiledPolicy, direction: Direction, located: &[Loca
             }
         }
     }
-    (decision, rewrites)
+    Checked { decision, rewrites, texts }
 }
 
 fn serialize<T: Serialize>(value: &T) -> Result<Bytes, ApiError> {
@@ -48,17 +69,14 @@ fn serialize<T: Serialize>(value: &T) -> Result<Bytes, ApiError> {
 }
 
 /// Input check of a chat request.
-pub fn check_chat_request(policy: &CompiledPolicy, mut request: ChatRequest, raw: Bytes) -> Result<InputCheck, ApiError> {
-    let (decision, rewrites) = {
-        let located = extract::chat_segments(&request);
-        decide_located(policy, Direction::Input, &located)
-    };
+pub fn check_chat_request(policy: &CompiledPolicy, mut request: ChatRequest, raw: Bytes, capture: Capture) -> Result<InputCheck, ApiError> {
+    let Checked { decision, rewrites, texts } = decide_located(policy, Direction::Input, &extract::chat_segments(&request), capture);
     if decision.verdict == Verdict::Block {
-        return Ok(InputCheck { decision, forward: None, steered: false });
+        return Ok(InputCheck { decision, texts, forward: None, steered: false });
     }
     let steered = decision.verdict == Verdict::Steer;
     if rewrites.is_empty() && !steered {
-        return Ok(InputCheck { decision, forward: Some(raw), steered });
+        return Ok(InputCheck { decision, texts, forward: Some(raw), steered });
     }
     for (place, text) in rewrites {
         extract::rewrite_chat(&mut request, &place, text);
@@ -66,7 +84,7 @@ pub fn check_chat_request(policy: &CompiledPolicy, mut request: ChatRequest, raw
     if steered {
         request.messages.insert(0, system_message(&policy.steer_message));
     }
-    Ok(InputCheck { forward: Some(serialize(&request)?), decision, steered })
+    Ok(InputCheck { forward: Some(serialize(&request)?), decision, texts, steered })
 }
 
 fn system_message(text: &str) -> ChatMessage {
@@ -75,47 +93,41 @@ fn system_message(text: &str) -> ChatMessage {
 
 /// Input check of a legacy completion request (`steer` has no system
 /// message to add here, so it is treated as `block`).
-pub fn check_completion_request(policy: &CompiledPolicy, mut request: CompletionRequest, raw: Bytes) -> Result<InputCheck, ApiError> {
-    let (mut decision, rewrites) = {
-        let located = extract::completion_segments(&request);
-        decide_located(policy, Direction::Input, &located)
-    };
+pub fn check_completion_request(policy: &CompiledPolicy, mut request: CompletionRequest, raw: Bytes, capture: Capture) -> Result<InputCheck, ApiError> {
+    let Checked { mut decision, rewrites, texts } = decide_located(policy, Direction::Input, &extract::completion_segments(&request), capture);
     if decision.verdict == Verdict::Steer {
         decision.verdict = Verdict::Block;
     }
     if decision.verdict == Verdict::Block {
-        return Ok(InputCheck { decision, forward: None, steered: false });
+        return Ok(InputCheck { decision, texts, forward: None, steered: false });
     }
     if rewrites.is_empty() {
-        return Ok(InputCheck { decision, forward: Some(raw), steered: false });
+        return Ok(InputCheck { decision, texts, forward: Some(raw), steered: false });
     }
     if let Some(prompt) = request.prompt.as_mut() {
         for (place, text) in rewrites {
             extract::rewrite_value(prompt, &place, text);
         }
     }
-    Ok(InputCheck { forward: Some(serialize(&request)?), decision, steered: false })
+    Ok(InputCheck { forward: Some(serialize(&request)?), decision, texts, steered: false })
 }
 
 /// Input check of an embeddings request (`steer` is treated as `block`).
-pub fn check_embedding_request(policy: &CompiledPolicy, mut request: EmbeddingRequest, raw: Bytes) -> Result<InputCheck, ApiError> {
-    let (mut decision, rewrites) = {
-        let located = extract::embedding_segments(&request);
-        decide_located(policy, Direction::Input, &located)
-    };
+pub fn check_embedding_request(policy: &CompiledPolicy, mut request: EmbeddingRequest, raw: Bytes, capture: Capture) -> Result<InputCheck, ApiError> {
+    let Checked { mut decision, rewrites, texts } = decide_located(policy, Direction::Input, &extract::embedding_segments(&request), capture);
     if decision.verdict == Verdict::Steer {
         decision.verdict = Verdict::Block;
     }
     if decision.verdict == Verdict::Block {
-        return Ok(InputCheck { decision, forward: None, steered: false });
+        return Ok(InputCheck { decision, texts, forward: None, steered: false });
     }
     if rewrites.is_empty() {
-        return Ok(InputCheck { decision, forward: Some(raw), steered: false });
+        return Ok(InputCheck { decision, texts, forward: Some(raw), steered: false });
     }
     for (place, text) in rewrites {
         extract::rewrite_value(&mut request.input, &place, text);
     }
-    Ok(InputCheck { forward: Some(serialize(&request)?), decision, steered: false })
+    Ok(InputCheck { forward: Some(serialize(&request)?), decision, texts, steered: false })
 }
 
 /// The checked answer: the bytes to send and the output decision.
@@ -125,6 +137,8 @@ pub struct OutputCheck {
     pub body: Bytes,
     /// The output decision.
     pub decision: Decision,
+    /// Texts kept for the audit log.
+    pub texts: Vec<CapturedText>,
 }
 
 /// After `steer`, an answer that no refusal rule recognises counts as
@@ -156,12 +170,9 @@ fn verify_steer(decision: &mut Decision, steered: bool, message: &str) {
 
 /// Output check of a chat completion. `steer_message` is the refusal used
 /// when a steered answer complied.
-pub fn check_chat_response(policy: &CompiledPolicy, raw: Bytes, steered: bool, steer_refusal: &str, upstream: &str) -> Result<OutputCheck, ApiError> {
+pub fn check_chat_response(policy: &CompiledPolicy, raw: Bytes, steered: bool, steer_refusal: &str, upstream: &str, capture: Capture) -> Result<OutputCheck, ApiError> {
     let mut response: ChatResponse = serde_json::from_slice(&raw).map_err(|e| ApiError::UpstreamInvalid { upstream: upstream.to_string(), detail: e.to_string() })?;
-    let (mut decision, rewrites) = {
-        let located = extract::chat_response_segments(&response);
-        decide_located(policy, Direction::Output, &located)
-    };
+    let Checked { mut decision, rewrites, texts } = decide_located(policy, Direction::Output, &extract::chat_response_segments(&response), capture);
     verify_steer(&mut decision, steered, steer_refusal);
     if decision.verdict == Verdict::Block {
         let message = decision.message.clone().unwrap_or_else(|| policy.refusal_message.clone());
@@ -172,39 +183,36 @@ pub fn check_chat_response(policy: &CompiledPolicy, raw: Bytes, steered: bool, s
             choice.message = Some(message_out);
             choice.finish_reason = Some(CONTENT_FILTER.into());
         }
-        return Ok(OutputCheck { body: serialize(&response)?, decision });
+        return Ok(OutputCheck { body: serialize(&response)?, decision, texts });
     }
     if rewrites.is_empty() {
-        return Ok(OutputCheck { body: raw, decision });
+        return Ok(OutputCheck { body: raw, decision, texts });
     }
     for (place, text) in rewrites {
         extract::rewrite_chat_response(&mut response, &place, text);
     }
-    Ok(OutputCheck { body: serialize(&response)?, decision })
+    Ok(OutputCheck { body: serialize(&response)?, decision, texts })
 }
 
 /// Output check of a legacy completion.
-pub fn check_completion_response(policy: &CompiledPolicy, raw: Bytes, upstream: &str) -> Result<OutputCheck, ApiError> {
+pub fn check_completion_response(policy: &CompiledPolicy, raw: Bytes, upstream: &str, capture: Capture) -> Result<OutputCheck, ApiError> {
     let mut response: CompletionResponse = serde_json::from_slice(&raw).map_err(|e| ApiError::UpstreamInvalid { upstream: upstream.to_string(), detail: e.to_string() })?;
-    let (decision, rewrites) = {
-        let located = extract::completion_response_segments(&response);
-        decide_located(policy, Direction::Output, &located)
-    };
+    let Checked { decision, rewrites, texts } = decide_located(policy, Direction::Output, &extract::completion_response_segments(&response), capture);
     if decision.verdict == Verdict::Block {
         let message = decision.message.clone().unwrap_or_else(|| policy.refusal_message.clone());
         for choice in &mut response.choices {
             choice.text = Some(message.clone());
             choice.finish_reason = Some(CONTENT_FILTER.into());
         }
-        return Ok(OutputCheck { body: serialize(&response)?, decision });
+        return Ok(OutputCheck { body: serialize(&response)?, decision, texts });
     }
     if rewrites.is_empty() {
-        return Ok(OutputCheck { body: raw, decision });
+        return Ok(OutputCheck { body: raw, decision, texts });
     }
     for (place, text) in rewrites {
         extract::rewrite_completion_response(&mut response, &place, text);
     }
-    Ok(OutputCheck { body: serialize(&response)?, decision })
+    Ok(OutputCheck { body: serialize(&response)?, decision, texts })
 }
 
 /// The verdict and rule list of input and output together, for headers.

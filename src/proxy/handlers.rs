@@ -3,13 +3,18 @@
 //! sets headers.
 
 use axum::body::Body;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use super::body::{read_json, read_limited};
-use super::guard::{self, InputCheck};
+use super::auth::KeyIdentity;
+use super::guard::{self, Capture, InputCheck};
 use super::state::ProxyState;
 use super::stream;
 use super::upstream::{UpstreamClient, response_headers};
@@ -17,7 +22,10 @@ use crate::engine::{Decision, Verdict};
 use crate::error::ApiError;
 use crate::openai::refusal;
 use crate::openai::types::{ChatRequest, CompletionRequest, EmbeddingRequest};
-use crate::policy::{CompiledPolicy, RefusalMode};
+use crate::config::FailMode;
+use crate::policy::{CompiledPolicy, Direction, RefusalMode};
+use crate::telemetry::audit::{AuditContext, CapturedText};
+use crate::telemetry::metrics::{DecisionLabels, DirectionLabels};
 
 /// Largest upstream body read for a non-streamed answer.
 pub const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
@@ -33,86 +41,216 @@ pub enum Endpoint {
     Embedding,
 }
 
+/// Per-request facts every step needs: the policy it started with, the
+/// caller's key, its id and route.
+pub struct RequestContext {
+    /// The policy for this request (kept even if a reload happens meanwhile).
+    pub policy: Arc<CompiledPolicy>,
+    /// The authenticated proxy key, if any.
+    pub key: Option<KeyIdentity>,
+    /// `x-request-id`.
+    pub request_id: String,
+    /// Route path.
+    pub route: &'static str,
+}
+
+impl RequestContext {
+    fn new(state: &ProxyState, headers: &HeaderMap, key: Option<KeyIdentity>, model: &str, route: &'static str) -> Self {
+        let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let policy = state.policy_for(key.as_ref(), Some(model), route);
+        Self { policy, key, request_id, route }
+    }
+
+    fn audit(&self, state: &ProxyState, direction: Direction, decision: &Decision, texts: &[CapturedText]) {
+        let ctx = AuditContext {
+            request_id: &self.request_id,
+            key_id: self.key.as_ref().map(|k| k.id.as_str()),
+            policy: &self.policy.name,
+            route: self.route,
+            monitor: decision.monitor_verdict.is_some(),
+        };
+        state.audit.record(&ctx, direction, decision, texts);
+        for f in &decision.findings {
+            state
+                .metrics
+                .decisions
+                .get_or_create(&DecisionLabels {
+                    policy: self.policy.name.clone(),
+                    rule: f.rule.to_string(),
+                    category: f.category.as_deref().unwrap_or("").to_string(),
+                    action: f.action.as_str().to_string(),
+                    direction: direction.as_str().to_string(),
+                    mode: if f.monitor { "monitor" } else { "enforce" }.to_string(),
+                })
+                .inc();
+        }
+    }
+}
+
+fn capture_of(state: &ProxyState) -> Capture {
+    Capture { texts: state.audit.enabled(), raw: state.audit.include_text() }
+}
+
+/// Runs a guard check, timing it, and applies `fail_mode` if it panics:
+/// `closed` refuses, `open` returns `None` so the caller forwards unscanned.
+fn guarded<T>(state: &ProxyState, direction: Direction, check: impl FnOnce() -> Result<T, ApiError>) -> Result<Option<T>, ApiError> {
+    let started = Instant::now();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(check));
+    state.metrics.scan_seconds.get_or_create(&DirectionLabels { direction: direction.as_str().into() }).observe(started.elapsed().as_secs_f64());
+    match outcome {
+        Ok(result) => result.map(Some),
+        Err(_) => match state.config.fail_mode {
+            FailMode::Closed => {
+                state.metrics.fail_closed.inc();
+                Err(ApiError::GuardFailed)
+            }
+            FailMode::Open => {
+                state.metrics.fail_open.inc();
+                tracing::error!(direction = direction.as_str(), "guard failed; forwarding unscanned (fail_mode: open)");
+                Ok(None)
+            }
+        },
+    }
+}
+
+/// The input check's outcome when the guard failed open: forward as sent.
+fn unscanned(raw: Bytes) -> InputCheck {
+    InputCheck { decision: Decision::allow(), texts: Vec::new(), forward: Some(raw), steered: false }
+}
+
 /// `POST /v1/chat/completions`
-pub async fn chat_completions(State(state): State<ProxyState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    let policy = state.policy();
+pub async fn chat_completions(State(state): State<ProxyState>, key: Option<Extension<KeyIdentity>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let parsed = read_json::<ChatRequest>(&headers, body, state.config.max_body_bytes).await?;
     if parsed.value.messages.is_empty() {
         return Err(ApiError::BadRequest { message: "`messages` must contain at least one message".into(), param: Some("messages".into()) });
     }
     let model = parsed.value.model.clone();
     let streaming = parsed.value.stream == Some(true);
+    let ctx = RequestContext::new(&state, &headers, key.map(|k| k.0), &model, "/v1/chat/completions");
     let upstream = state.upstream_for(Some(&model))?;
-    let check = guard::check_chat_request(&policy, parsed.value, parsed.raw)?;
-    forward_checked(&state, &policy, upstream, &headers, check, Endpoint::Chat, &model, streaming).await
+    let raw = parsed.raw.clone();
+    let capture = capture_of(&state);
+    let check = guarded(&state, Direction::Input, || guard::check_chat_request(&ctx.policy, parsed.value, parsed.raw, capture))?;
+    let (check, fail_open) = match check {
+        Some(c) => (c, false),
+        None => (unscanned(raw), true),
+    };
+    forward_checked(&state, &ctx, upstream, &headers, check, Endpoint::Chat, &model, streaming, fail_open).await
 }
 
 /// `POST /v1/completions`
-pub async fn completions(State(state): State<ProxyState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    let policy = state.policy();
+pub async fn completions(State(state): State<ProxyState>, key: Option<Extension<KeyIdentity>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let parsed = read_json::<CompletionRequest>(&headers, body, state.config.max_body_bytes).await?;
     let model = parsed.value.model.clone();
     let streaming = parsed.value.stream == Some(true);
+    let ctx = RequestContext::new(&state, &headers, key.map(|k| k.0), &model, "/v1/completions");
     let upstream = state.upstream_for(Some(&model))?;
-    let check = guard::check_completion_request(&policy, parsed.value, parsed.raw)?;
-    forward_checked(&state, &policy, upstream, &headers, check, Endpoint::Completion, &model, streaming).await
+    let raw = parsed.raw.clone();
+    let capture = capture_of(&state);
+    let check = guarded(&state, Direction::Input, || guard::check_completion_request(&ctx.policy, parsed.value, parsed.raw, capture))?;
+    let (check, fail_open) = match check {
+        Some(c) => (c, false),
+        None => (unscanned(raw), true),
+    };
+    forward_checked(&state, &ctx, upstream, &headers, check, Endpoint::Completion, &model, streaming, fail_open).await
 }
 
 /// `POST /v1/embeddings` (inputs scanned; there is no text output to check).
-pub async fn embeddings(State(state): State<ProxyState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    let policy = state.policy();
+pub async fn embeddings(State(state): State<ProxyState>, key: Option<Extension<KeyIdentity>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let parsed = read_json::<EmbeddingRequest>(&headers, body, state.config.max_body_bytes).await?;
     let model = parsed.value.model.clone();
+    let ctx = RequestContext::new(&state, &headers, key.map(|k| k.0), &model, "/v1/embeddings");
     let upstream = state.upstream_for(Some(&model))?;
-    let check = guard::check_embedding_request(&policy, parsed.value, parsed.raw)?;
-    forward_checked(&state, &policy, upstream, &headers, check, Endpoint::Embedding, &model, false).await
+    let raw = parsed.raw.clone();
+    let capture = capture_of(&state);
+    let check = guarded(&state, Direction::Input, || guard::check_embedding_request(&ctx.policy, parsed.value, parsed.raw, capture))?;
+    let (check, fail_open) = match check {
+        Some(c) => (c, false),
+        None => (unscanned(raw), true),
+    };
+    forward_checked(&state, &ctx, upstream, &headers, check, Endpoint::Embedding, &model, false, fail_open).await
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn forward_checked(
     state: &ProxyState,
-    policy: &CompiledPolicy,
+    ctx: &RequestContext,
     upstream: &UpstreamClient,
     headers: &HeaderMap,
     check: InputCheck,
     endpoint: Endpoint,
     model: &str,
     streaming: bool,
+    fail_open: bool,
 ) -> Result<Response, ApiError> {
+    let policy = &ctx.policy;
+    ctx.audit(state, Direction::Input, &check.decision, &check.texts);
+    let input_rules: Vec<String> = check.decision.rule_ids().iter().map(|s| s.to_string()).collect();
     let Some(body) = check.forward.clone() else {
-        return Ok(refuse(policy, &check.decision, endpoint, model, streaming));
+        let mut response = refuse(policy, &check.decision, endpoint, model, streaming);
+        mark(&mut response, policy, check.decision.monitor_verdict, fail_open);
+        return Ok(response);
     };
     let path = match endpoint {
         Endpoint::Chat => "/chat/completions",
         Endpoint::Completion => "/completions",
         Endpoint::Embedding => "/embeddings",
     };
+    let started = Instant::now();
     let response = upstream.send(Method::POST, path, Some(body), headers, state.config.forward_client_authorization, streaming).await?;
+    state.metrics.upstream_seconds.observe(started.elapsed().as_secs_f64());
     if !response.status().is_success() {
-        return upstream_error_passthrough(upstream, response, &check.decision).await;
+        let mut out = upstream_error_passthrough(upstream, response, &check.decision).await?;
+        mark(&mut out, policy, check.decision.monitor_verdict, fail_open);
+        return Ok(out);
     }
     let upstream_headers = response_headers(response.headers());
-    if streaming {
-        let mut out = stream::forward(response, policy, endpoint, check.steered);
-        decorate(&mut out, check.decision.verdict, &check.decision.rule_ids().iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    if streaming || endpoint == Endpoint::Embedding {
+        let mut out = if streaming {
+            stream::forward(response, policy, endpoint, check.steered)
+        } else {
+            let raw = upstream.read_body(response, MAX_UPSTREAM_BODY).await?;
+            json_response(StatusCode::OK, upstream_headers, raw)
+        };
+        decorate(&mut out, check.decision.verdict, &input_rules);
+        mark(&mut out, policy, check.decision.monitor_verdict, fail_open);
         return Ok(out);
     }
     let raw = upstream.read_body(response, MAX_UPSTREAM_BODY).await?;
     let steer_refusal = check.decision.message.clone().unwrap_or_else(|| policy.refusal_message.clone());
-    let output = match endpoint {
-        Endpoint::Chat => Some(guard::check_chat_response(policy, raw, check.steered, &steer_refusal, &upstream.name)?),
-        Endpoint::Completion => Some(guard::check_completion_response(policy, raw, &upstream.name)?),
-        Endpoint::Embedding => {
-            let mut out = json_response(StatusCode::OK, upstream_headers, raw);
-            decorate(&mut out, check.decision.verdict, &check.decision.rule_ids().iter().map(|s| s.to_string()).collect::<Vec<_>>());
-            return Ok(out);
-        }
+    let capture = capture_of(state);
+    let output = guarded(state, Direction::Output, || match endpoint {
+        Endpoint::Chat => guard::check_chat_response(policy, raw.clone(), check.steered, &steer_refusal, &upstream.name, capture),
+        _ => guard::check_completion_response(policy, raw.clone(), &upstream.name, capture),
+    })?;
+    let Some(output) = output else {
+        let mut out = json_response(StatusCode::OK, upstream_headers, raw);
+        decorate(&mut out, check.decision.verdict, &input_rules);
+        mark(&mut out, policy, check.decision.monitor_verdict, true);
+        return Ok(out);
     };
-    let output = output.ok_or_else(|| ApiError::Internal("no output check".into()))?;
+    ctx.audit(state, Direction::Output, &output.decision, &output.texts);
     let (verdict, rules) = guard::combine(&check.decision, Some(&output.decision));
+    let monitor = check.decision.monitor_verdict.max(output.decision.monitor_verdict);
     let mut out = json_response(StatusCode::OK, upstream_headers, output.body);
     decorate(&mut out, verdict, &rules);
+    mark(&mut out, policy, monitor, fail_open);
     Ok(out)
+}
+
+/// Adds the policy name, what monitor-mode rules would have done, and
+/// whether the guard failed open.
+fn mark(response: &mut Response, policy: &CompiledPolicy, monitor: Option<Verdict>, fail_open: bool) {
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&policy.name) {
+        headers.insert("x-palisade-policy", value);
+    }
+    if let Some(verdict) = monitor {
+        headers.insert("x-palisade-monitor", HeaderValue::from_static(verdict.as_str()));
+    }
+    if fail_open {
+        headers.insert("x-palisade-fail-open", HeaderValue::from_static("true"));
+    }
 }
 
 fn json_response(status: StatusCode, mut headers: HeaderMap, body: Bytes) -> Response {

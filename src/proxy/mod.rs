@@ -5,6 +5,7 @@ pub mod auth;
 pub mod body;
 pub mod guard;
 pub mod handlers;
+pub mod policies;
 pub mod state;
 pub mod stream;
 pub mod upstream;

@@ -1,46 +1,112 @@
-//! Shared state of the proxy handlers: configuration, the current policy
-//! (swappable for hot reload) and the upstream clients.
+//! Shared state of the proxy handlers: configuration, the current policies
+//! (swappable for hot reload), upstream clients, proxy keys, metrics and
+//! the audit log.
 
 use std::sync::{Arc, RwLock};
 
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::policy::CompiledPolicy;
+use crate::telemetry::audit::{AuditLog, AuditSink};
+use crate::telemetry::metrics::Metrics;
 
+use super::auth::{KeyIdentity, KeyStore};
+use super::policies::Policies;
 use super::upstream::UpstreamClient;
+
+/// Why the proxy could not be assembled from its configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// An upstream client could not be built.
+    #[error(transparent)]
+    Upstream(#[from] ApiError),
+    /// Proxy API keys could not be loaded.
+    #[error(transparent)]
+    Keys(#[from] super::auth::KeyError),
+    /// The audit log could not be opened.
+    #[error("audit log: {0}")]
+    Audit(std::io::Error),
+}
 
 /// Cheap to clone; one per server.
 #[derive(Clone)]
 pub struct ProxyState {
     /// The loaded configuration.
     pub config: Arc<Config>,
-    policy: Arc<RwLock<Arc<CompiledPolicy>>>,
+    policies: Arc<RwLock<Arc<Policies>>>,
     upstreams: Arc<Vec<UpstreamClient>>,
+    /// Accepted proxy API keys.
+    pub keys: Arc<KeyStore>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Audit log writer.
+    pub audit: AuditLog,
 }
 
 impl ProxyState {
-    /// Builds the state and one pooled client per upstream.
-    pub fn new(config: Config, policy: CompiledPolicy) -> Result<Self, ApiError> {
-        let upstreams = config.upstreams.iter().map(UpstreamClient::new).collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { config: Arc::new(config), policy: Arc::new(RwLock::new(Arc::new(policy))), upstreams: Arc::new(upstreams) })
+    /// Builds the state with one policy as the default.
+    pub fn new(config: Config, policy: CompiledPolicy) -> Result<Self, StartError> {
+        Self::with_policies(config, Policies::single(policy))
     }
 
-    /// The policy in force now. A request keeps the `Arc` it took, so a
-    /// reload never changes the rules under a request in flight.
-    pub fn policy(&self) -> Arc<CompiledPolicy> {
-        match self.policy.read() {
+    /// Builds the state with a full policy set.
+    pub fn with_policies(config: Config, mut policies: Policies) -> Result<Self, StartError> {
+        let upstreams = config.upstreams.iter().map(UpstreamClient::new).collect::<Result<Vec<_>, _>>()?;
+        let keys = KeyStore::from_config(&config)?;
+        let sink = match config.audit.sink.as_deref() {
+            None | Some("off") => AuditSink::Off,
+            Some("stdout") => AuditSink::Stdout,
+            Some(path) => AuditSink::File(path.into()),
+        };
+        let audit = AuditLog::open(&sink, config.audit.include_text, config.audit.include_allowed).map_err(StartError::Audit)?;
+        if config.monitor {
+            policies = policies.into_monitor();
+        }
+        Ok(Self {
+            config: Arc::new(config),
+            policies: Arc::new(RwLock::new(Arc::new(policies))),
+            upstreams: Arc::new(upstreams),
+            keys: Arc::new(keys),
+            metrics: Arc::new(Metrics::new()),
+            audit,
+        })
+    }
+
+    /// All policies in force now.
+    pub fn policies(&self) -> Arc<Policies> {
+        match self.policies.read() {
             Ok(guard) => guard.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
-    /// Replaces the policy atomically for new requests.
-    pub fn swap_policy(&self, policy: CompiledPolicy) {
-        let new = Arc::new(policy);
-        match self.policy.write() {
+    /// The default policy in force now.
+    pub fn policy(&self) -> Arc<CompiledPolicy> {
+        self.policies().default.clone()
+    }
+
+    /// The policy for a request. A request keeps the `Arc` it took, so a
+    /// reload never changes the rules under a request in flight.
+    pub fn policy_for(&self, key: Option<&KeyIdentity>, model: Option<&str>, route: &str) -> Arc<CompiledPolicy> {
+        let name = self.config.policy_set_for(key.and_then(|k| k.policy.as_deref()), model, route);
+        self.policies().get(name.as_deref())
+    }
+
+    /// Replaces every policy atomically for new requests.
+    pub fn swap_policies(&self, policies: Policies) {
+        let policies = if self.config.monitor { policies.into_monitor() } else { policies };
+        let new = Arc::new(policies);
+        match self.policies.write() {
             Ok(mut guard) => *guard = new,
             Err(poisoned) => *poisoned.into_inner() = new,
         }
+    }
+
+    /// Replaces the default policy (keeping named sets).
+    pub fn swap_policy(&self, policy: CompiledPolicy) {
+        let mut policies = (*self.policies()).clone();
+        policies.default = Arc::new(policy);
+        self.swap_policies(policies);
     }
 
     /// The upstream serving `model`.

@@ -1,16 +1,21 @@
 //! The HTTP server: routes, the middleware stack, health, and start-up.
 //!
-//! Middleware order (outermost first): request id → trace → handlers. The
-//! request id is set before anything logs so every line and the upstream
-//! call carry it.
+//! Middleware order (outermost first): request id → metrics → trace →
+//! authentication → handlers. The request id is set before anything logs so
+//! every line and the upstream call carry it; metrics see every status,
+//! including 401s; authentication is default-deny: every path needs a key
+//! unless it is listed in `auth.open_paths`.
 
 pub mod demo;
+pub mod reload;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::http::{HeaderValue, Uri};
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -18,7 +23,9 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
 use crate::proxy::ProxyState;
+use crate::proxy::auth::bearer;
 use crate::proxy::handlers;
+use crate::telemetry::metrics::RequestLabels;
 
 /// Builds the whole application; tests drive it in-process.
 pub fn app(state: ProxyState) -> Router {
@@ -27,15 +34,68 @@ pub fn app(state: ProxyState) -> Router {
         .route("/v1/completions", post(handlers::completions))
         .route("/v1/embeddings", post(handlers::embeddings))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .fallback(any(handlers::passthrough))
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(TraceLayer::new_for_http())
+        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(middleware::from_fn(request_id))
+        .with_state(state)
 }
 
+/// Liveness: the process answers.
 async fn healthz() -> impl IntoResponse {
     axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+/// Readiness: a policy is loaded and an upstream is configured.
+async fn readyz(State(state): State<ProxyState>) -> Response {
+    let policy = state.policy();
+    match state.upstream_for(None) {
+        Ok(_) => axum::Json(serde_json::json!({"status": "ready", "policy": policy.name, "rules": policy.rules.len()})).into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"status": "no default upstream"}))).into_response(),
+    }
+}
+
+/// Prometheus exposition.
+async fn metrics(State(state): State<ProxyState>) -> Response {
+    let mut response = state.metrics.encode().into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"));
+    response
+}
+
+/// Default-deny authentication with proxy API keys (off when none are configured).
+async fn authenticate(State(state): State<ProxyState>, mut request: Request, next: Next) -> Response {
+    if !state.keys.enabled() || state.config.auth.open_paths.iter().any(|p| p == request.uri().path()) {
+        return next.run(request).await;
+    }
+    let identity = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer)
+        .and_then(|token| state.keys.identify(token))
+        .cloned();
+    match identity {
+        Some(identity) => {
+            request.extensions_mut().insert(identity);
+            next.run(request).await
+        }
+        None => ApiError::Unauthorized.into_response(),
+    }
+}
+
+/// Counts requests by route and status.
+async fn count_requests(State(state): State<ProxyState>, request: Request, next: Next) -> Response {
+    let route = match request.uri().path() {
+        p @ ("/v1/chat/completions" | "/v1/completions" | "/v1/embeddings" | "/v1/models" | "/healthz" | "/readyz" | "/metrics") => p.to_string(),
+        _ => "other".to_string(),
+    };
+    let response = next.run(request).await;
+    state.metrics.requests.get_or_create(&RequestLabels { route, status: response.status().as_u16() }).inc();
+    response
 }
 
 async fn method_not_allowed(uri: Uri) -> Response {
@@ -59,8 +119,27 @@ async fn request_id(mut request: Request, next: Next) -> Response {
     response
 }
 
-/// Serves `state` on `listener` until `shutdown` resolves; in-flight
-/// requests finish first.
+/// Serves `state` on `listener` until `shutdown` resolves. Then it stops
+/// accepting, lets requests and streams in flight finish for up to
+/// `shutdown_grace_secs`, and returns.
 pub async fn serve(listener: tokio::net::TcpListener, state: ProxyState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+    let grace = Duration::from_secs(state.config.shutdown_grace_secs);
+    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = signalled_tx.send(());
+    };
+    let server = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).into_future();
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => return result,
+        _ = signalled_rx => {}
+    }
+    match tokio::time::timeout(grace, server).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!(grace_secs = grace.as_secs(), "shutdown deadline reached; closing remaining connections");
+            Ok(())
+        }
+    }
 }

@@ -62,7 +62,7 @@ struct Record<'a> {
     rules: Vec<&'a str>,
     categories: Vec<&'a str>,
     findings: Vec<FindingRecord<'a>>,
-    texts: Vec<TextRecord<'a>>,
+    texts: &'a [CapturedText],
 }
 
 #[derive(Serialize)]
@@ -76,13 +76,26 @@ struct FindingRecord<'a> {
     decoded: Option<&'a str>,
 }
 
-#[derive(Serialize)]
-struct TextRecord<'a> {
-    location: &'a str,
-    length: usize,
-    sha256: String,
+/// What the audit log keeps of one text: where it was, its length and
+/// hash, and the text itself only when raw text is enabled.
+#[derive(Debug, Clone, Serialize)]
+pub struct CapturedText {
+    /// Location in the request or answer.
+    pub location: String,
+    /// Length in bytes.
+    pub length: usize,
+    /// SHA-256 of the text, hex.
+    pub sha256: String,
+    /// The raw text (only with `include_text`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    text: Option<&'a str>,
+    pub text: Option<String>,
+}
+
+impl CapturedText {
+    /// Captures a segment.
+    pub fn of(segment: &Segment<'_>, keep_text: bool) -> Self {
+        Self { location: segment.location.clone(), length: segment.text.len(), sha256: sha256_hex(&segment.text), text: keep_text.then(|| segment.text.to_string()) }
+    }
 }
 
 impl AuditLog {
@@ -103,8 +116,18 @@ impl AuditLog {
         Self { sender: None, include_text: false, include_allowed: false }
     }
 
-    /// Records one decision about `segments`.
-    pub fn record(&self, ctx: &AuditContext<'_>, direction: Direction, decision: &Decision, segments: &[Segment<'_>]) {
+    /// Whether records are written at all (callers skip capturing texts otherwise).
+    pub fn enabled(&self) -> bool {
+        self.sender.is_some()
+    }
+
+    /// Whether raw text is recorded.
+    pub fn include_text(&self) -> bool {
+        self.include_text
+    }
+
+    /// Records one decision about the captured texts.
+    pub fn record(&self, ctx: &AuditContext<'_>, direction: Direction, decision: &Decision, texts: &[CapturedText]) {
         let Some(sender) = &self.sender else { return };
         if decision.verdict == Verdict::Allow && !self.include_allowed {
             return;
@@ -132,10 +155,7 @@ impl AuditLog {
                     decoded: f.decoded.as_deref(),
                 })
                 .collect(),
-            texts: segments
-                .iter()
-                .map(|s| TextRecord { location: &s.location, length: s.text.len(), sha256: sha256_hex(&s.text), text: self.include_text.then_some(&*s.text) })
-                .collect(),
+            texts,
         };
         let Ok(line) = serde_json::to_string(&record) else { return };
         match sender.try_send(line) {
@@ -169,9 +189,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.jsonl");
         let log = AuditLog::open(&AuditSink::File(path.clone()), false, true).unwrap();
-        let segments = [Segment::new(Role::User, "messages[0].content", "secret words")];
+        let texts = [CapturedText::of(&Segment::new(Role::User, "messages[0].content", "secret words"), false)];
         let ctx = AuditContext { request_id: "r1", key_id: Some("team-a"), policy: "default", route: "/v1/chat/completions", monitor: false };
-        log.record(&ctx, Direction::Input, &Decision::allow(), &segments);
+        log.record(&ctx, Direction::Input, &Decision::allow(), &texts);
         drop(log);
         let mut text = String::new();
         for _ in 0..100 {
