@@ -71,6 +71,9 @@ pub enum ApiError {
     /// A proxy API key is required and was missing or wrong.
     #[error("missing or invalid API key for the guardrail proxy")]
     Unauthorized,
+    /// Too many requests in flight: shed instead of queueing.
+    #[error("the guardrail proxy is at its concurrency limit; retry shortly")]
+    Overloaded,
     /// A bug or resource failure inside Palisade.
     #[error("internal error: {0}")]
     Internal(String),
@@ -95,6 +98,7 @@ impl ApiError {
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::GuardFailed => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -117,6 +121,7 @@ impl ApiError {
             }
             ApiError::Internal(_) => ("server_error", Some("internal_error"), None, "internal error in the guardrail proxy".into()),
             ApiError::GuardFailed => ("server_error", Some("guard_failed"), None, "the guardrail could not check this request; it was not forwarded (fail_mode: closed)".into()),
+            ApiError::Overloaded => ("server_error", Some("overloaded"), None, self.to_string()),
             ApiError::Unauthorized => ("invalid_request_error", Some("invalid_api_key"), None, "Incorrect or missing API key for the guardrail proxy. Send `Authorization: Bearer <key>`.".into()),
         }
     }
@@ -135,6 +140,9 @@ impl IntoResponse for ApiError {
         let mut response = (status, axum::Json(body)).into_response();
         if matches!(self, ApiError::ContentFilter { .. }) {
             response.headers_mut().insert("x-palisade-decision", HeaderValue::from_static("block"));
+        }
+        if matches!(self, ApiError::Overloaded) {
+            response.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
         }
         if matches!(self, ApiError::Unauthorized) {
             response.headers_mut().insert("www-authenticate", HeaderValue::from_static("Bearer"));

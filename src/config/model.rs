@@ -53,6 +53,10 @@ pub struct Config {
     /// Seconds between checks of the policy files for changes (0 = only on SIGHUP).
     #[serde(default = "default_reload_poll")]
     pub reload_poll_secs: u64,
+    /// Requests handled at once; beyond this, 503 with `Retry-After` instead
+    /// of an unbounded queue (0 = no limit).
+    #[serde(default = "default_concurrency")]
+    pub max_concurrent_requests: usize,
     /// Seconds in-flight requests get to finish after SIGTERM.
     #[serde(default = "default_grace")]
     pub shutdown_grace_secs: u64,
@@ -163,6 +167,9 @@ fn default_open_paths() -> Vec<String> {
 fn default_reload_poll() -> u64 {
     2
 }
+fn default_concurrency() -> usize {
+    4096
+}
 fn default_grace() -> u64 {
     30
 }
@@ -200,6 +207,7 @@ impl Config {
             audit: AuditConfig::default(),
             reload_poll_secs: default_reload_poll(),
             shutdown_grace_secs: default_grace(),
+            max_concurrent_requests: default_concurrency(),
             upstreams: vec![Upstream {
                 name: "default".to_string(),
                 base_url: "https://api.openai.com/v1".to_string(),

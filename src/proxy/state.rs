@@ -41,6 +41,8 @@ pub struct ProxyState {
     pub metrics: Arc<Metrics>,
     /// Audit log writer.
     pub audit: AuditLog,
+    /// Permits for requests in flight (`None` = unlimited).
+    pub concurrency: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl ProxyState {
@@ -62,6 +64,7 @@ impl ProxyState {
         if config.monitor {
             policies = policies.into_monitor();
         }
+        let config_limit = config.max_concurrent_requests;
         Ok(Self {
             config: Arc::new(config),
             policies: Arc::new(RwLock::new(Arc::new(policies))),
@@ -69,6 +72,7 @@ impl ProxyState {
             keys: Arc::new(keys),
             metrics: Arc::new(Metrics::new()),
             audit,
+            concurrency: (config_limit > 0).then(|| Arc::new(tokio::sync::Semaphore::new(config_limit))),
         })
     }
 

@@ -40,6 +40,7 @@ pub fn app(state: ProxyState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(TraceLayer::new_for_http())
+        .layer(middleware::from_fn_with_state(state.clone(), shed_load))
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(middleware::from_fn(request_id))
         .with_state(state)
@@ -84,6 +85,26 @@ async fn authenticate(State(state): State<ProxyState>, mut request: Request, nex
             next.run(request).await
         }
         None => ApiError::Unauthorized.into_response(),
+    }
+}
+
+/// Sheds load beyond `max_concurrent_requests` with a 503 and `Retry-After`
+/// (health and metrics are never shed). The permit is held until the
+/// response head is ready: scanning and the upstream wait are bounded.
+async fn shed_load(State(state): State<ProxyState>, request: Request, next: Next) -> Response {
+    let Some(semaphore) = state.concurrency.clone() else {
+        return next.run(request).await;
+    };
+    if matches!(request.uri().path(), "/healthz" | "/readyz" | "/metrics") {
+        return next.run(request).await;
+    }
+    match semaphore.try_acquire_owned() {
+        Ok(permit) => {
+            let response = next.run(request).await;
+            drop(permit);
+            response
+        }
+        Err(_) => ApiError::Overloaded.into_response(),
     }
 }
 
