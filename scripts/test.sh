@@ -10,5 +10,6 @@ echo "==> cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 echo "==> cargo test --all-targets"
 cargo test --all-targets
-echo "==> palisade policy check"
-./target/debug/palisade policy check
+echo "==> palisade policy check && palisade policy test"
+cargo run --quiet -- policy check
+cargo run --quiet -- policy test

@@ -82,7 +82,10 @@ pub enum ApiError {
 impl ApiError {
     /// Shorthand for a 400 with a message.
     pub fn bad_request(message: impl Into<String>) -> Self {
-        ApiError::BadRequest { message: message.into(), param: None }
+        ApiError::BadRequest {
+            message: message.into(),
+            param: None,
+        }
     }
 
     /// The status code for this error.
@@ -93,7 +96,9 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotFound(_) | ApiError::NoUpstream(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::UpstreamUnavailable { .. } | ApiError::UpstreamInvalid { .. } => StatusCode::BAD_GATEWAY,
+            ApiError::UpstreamUnavailable { .. } | ApiError::UpstreamInvalid { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
             ApiError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::GuardFailed => StatusCode::SERVICE_UNAVAILABLE,
@@ -139,13 +144,19 @@ impl IntoResponse for ApiError {
         let body = error_body(&message, kind, param.as_deref(), code);
         let mut response = (status, axum::Json(body)).into_response();
         if matches!(self, ApiError::ContentFilter { .. }) {
-            response.headers_mut().insert("x-palisade-decision", HeaderValue::from_static("block"));
+            response
+                .headers_mut()
+                .insert("x-palisade-decision", HeaderValue::from_static("block"));
         }
         if matches!(self, ApiError::Overloaded) {
-            response.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
+            response
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from_static("1"));
         }
         if matches!(self, ApiError::Unauthorized) {
-            response.headers_mut().insert("www-authenticate", HeaderValue::from_static("Bearer"));
+            response
+                .headers_mut()
+                .insert("www-authenticate", HeaderValue::from_static("Bearer"));
         }
         response
     }

@@ -4,14 +4,14 @@
 //! compiler → detectors → decision engine → OpenAI wire types → proxy handlers
 //! and streaming → server and telemetry. Each module only uses the ones before it.
 
-pub mod yaml;
+pub mod cli;
 pub mod config;
 pub mod detect;
-pub mod policy;
 pub mod engine;
-pub mod openai;
 pub mod error;
+pub mod openai;
+pub mod policy;
 pub mod proxy;
 pub mod server;
 pub mod telemetry;
-pub mod cli;
+pub mod yaml;

@@ -59,39 +59,85 @@ pub struct Report {
 /// Reads a JSONL file; a broken line or unknown label is an error naming the line.
 pub fn read_examples(path: &Path) -> Result<Vec<Example>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let default_source = path.file_stem().and_then(|s| s.to_str()).unwrap_or("unknown").to_string();
+    let default_source = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("unknown")
+        .to_string();
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         if raw.trim().is_empty() {
             continue;
         }
-        let line: Line = serde_json::from_str(raw).map_err(|e| format!("{}:{}: not a valid line: {e}", path.display(), i + 1))?;
+        let line: Line = serde_json::from_str(raw)
+            .map_err(|e| format!("{}:{}: not a valid line: {e}", path.display(), i + 1))?;
         if !LABELS.contains(&line.label.as_str()) {
-            return Err(format!("{}:{}: unknown label `{}` (expected attack, harmful or benign)", path.display(), i + 1, line.label));
+            return Err(format!(
+                "{}:{}: unknown label `{}` (expected attack, harmful or benign)",
+                path.display(),
+                i + 1,
+                line.label
+            ));
         }
-        out.push(Example { text: line.text, label: line.label, source: line.source.unwrap_or_else(|| default_source.clone()) });
+        out.push(Example {
+            text: line.text,
+            label: line.label,
+            source: line.source.unwrap_or_else(|| default_source.clone()),
+        });
     }
     Ok(out)
 }
 
 /// Whether the policy blocks `text` as a single user message.
 pub fn blocks(policy: &CompiledPolicy, text: &str) -> bool {
-    evaluate(policy, Direction::Input, &[Segment::new(Role::User, "messages[0].content", text)]).verdict == Verdict::Block
+    evaluate(
+        policy,
+        Direction::Input,
+        &[Segment::new(Role::User, "messages[0].content", text)],
+    )
+    .verdict
+        == Verdict::Block
 }
 
 /// Evaluates all examples on every core.
 pub fn evaluate_all(policy: &CompiledPolicy, examples: &[Example]) -> Report {
     let start = Instant::now();
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).max(1);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .max(1);
     let chunk = examples.len().div_ceil(threads).max(1);
     let flags: Vec<bool> = std::thread::scope(|scope| {
-        let handles: Vec<_> = examples.chunks(chunk).map(|part| scope.spawn(move || part.iter().map(|e| blocks(policy, &e.text)).collect::<Vec<_>>())).collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+        let handles: Vec<_> = examples
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|e| blocks(policy, &e.text))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
     });
-    let mut report = Report { seconds: start.elapsed().as_secs_f64(), ..Report::default() };
+    let mut report = Report {
+        seconds: start.elapsed().as_secs_f64(),
+        ..Report::default()
+    };
     for (example, flagged) in examples.iter().zip(flags) {
         report.bytes += example.text.len() as u64;
-        for count in [report.by_label.entry(example.label.clone()).or_default(), report.by_source.entry(example.source.clone()).or_default().entry(example.label.clone()).or_default()] {
+        for count in [
+            report.by_label.entry(example.label.clone()).or_default(),
+            report
+                .by_source
+                .entry(example.source.clone())
+                .or_default()
+                .entry(example.label.clone())
+                .or_default(),
+        ] {
             count.total += 1;
             count.flagged += u64::from(flagged);
         }
@@ -135,27 +181,64 @@ pub fn run(policy_path: Option<PathBuf>, json: bool, files: Vec<PathBuf>) -> Exi
 }
 
 fn rate(c: &Count) -> f64 {
-    if c.total == 0 { 0.0 } else { 100.0 * c.flagged as f64 / c.total as f64 }
+    if c.total == 0 {
+        0.0
+    } else {
+        100.0 * c.flagged as f64 / c.total as f64
+    }
 }
 
 fn describe(label: &str) -> &'static str {
-    if label == "benign" { "false positives" } else { "recall" }
+    if label == "benign" {
+        "false positives"
+    } else {
+        "recall"
+    }
 }
 
 fn print_tables(report: &Report) {
-    println!("{:<10} {:>8} {:>8} {:>8}  meaning", "label", "total", "blocked", "rate");
+    println!(
+        "{:<10} {:>8} {:>8} {:>8}  meaning",
+        "label", "total", "blocked", "rate"
+    );
     for (label, c) in &report.by_label {
-        println!("{:<10} {:>8} {:>8} {:>7.2}%  {}", label, c.total, c.flagged, rate(c), describe(label));
+        println!(
+            "{:<10} {:>8} {:>8} {:>7.2}%  {}",
+            label,
+            c.total,
+            c.flagged,
+            rate(c),
+            describe(label)
+        );
     }
     println!();
-    println!("{:<40} {:<10} {:>8} {:>8} {:>8}", "source", "label", "total", "blocked", "rate");
+    println!(
+        "{:<40} {:<10} {:>8} {:>8} {:>8}",
+        "source", "label", "total", "blocked", "rate"
+    );
     for (source, labels) in &report.by_source {
         for (label, c) in labels {
             let name: String = source.chars().take(40).collect();
-            println!("{:<40} {:<10} {:>8} {:>8} {:>7.2}%", name, label, c.total, c.flagged, rate(c));
+            println!(
+                "{:<40} {:<10} {:>8} {:>8} {:>7.2}%",
+                name,
+                label,
+                c.total,
+                c.flagged,
+                rate(c)
+            );
         }
     }
     println!();
     let mb = report.bytes as f64 / 1e6;
-    println!("{:.2} MB in {:.2} s ({:.1} MB/s on all cores)", mb, report.seconds, if report.seconds > 0.0 { mb / report.seconds } else { 0.0 });
+    println!(
+        "{:.2} MB in {:.2} s ({:.1} MB/s on all cores)",
+        mb,
+        report.seconds,
+        if report.seconds > 0.0 {
+            mb / report.seconds
+        } else {
+            0.0
+        }
+    );
 }

@@ -106,12 +106,38 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config, demo } => serve::run(config, demo),
-        Command::Scan { policy, output, text } => scan::run(policy, output, text),
-        Command::Policy { command: PolicyCommand::Check { paths } } => policy_cmd::check(paths),
-        Command::Policy { command: PolicyCommand::Test { paths } } => policy_cmd::test(paths),
-        Command::Policy { command: PolicyCommand::Schema } => policy_cmd::schema(),
-        Command::Eval { policy, json, files } => eval::run(policy, json, files),
-        Command::Train { label, out, epochs, seed, files } => train::run(train::TrainArgs { positive: label, out, files, epochs, seed }),
+        Command::Scan {
+            policy,
+            output,
+            text,
+        } => scan::run(policy, output, text),
+        Command::Policy {
+            command: PolicyCommand::Check { paths },
+        } => policy_cmd::check(paths),
+        Command::Policy {
+            command: PolicyCommand::Test { paths },
+        } => policy_cmd::test(paths),
+        Command::Policy {
+            command: PolicyCommand::Schema,
+        } => policy_cmd::schema(),
+        Command::Eval {
+            policy,
+            json,
+            files,
+        } => eval::run(policy, json, files),
+        Command::Train {
+            label,
+            out,
+            epochs,
+            seed,
+            files,
+        } => train::run(train::TrainArgs {
+            positive: label,
+            out,
+            files,
+            epochs,
+            seed,
+        }),
     }
 }
 

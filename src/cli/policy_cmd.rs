@@ -5,7 +5,11 @@ use std::process::ExitCode;
 
 /// Loads and compiles each policy; prints a summary or the first error.
 pub fn check(paths: Vec<PathBuf>) -> ExitCode {
-    let paths = if paths.is_empty() { vec![super::default_policy()] } else { paths };
+    let paths = if paths.is_empty() {
+        vec![super::default_policy()]
+    } else {
+        paths
+    };
     let mut failed = false;
     for path in &paths {
         match crate::policy::load_path(path) {
@@ -23,7 +27,11 @@ pub fn check(paths: Vec<PathBuf>) -> ExitCode {
             }
         }
     }
-    if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// One example that did not behave as written.
@@ -40,7 +48,11 @@ pub fn test(paths: Vec<PathBuf>) -> ExitCode {
     use crate::engine::{Segment, evaluate};
     use crate::policy::{AppliesTo, Direction, Role};
 
-    let paths = if paths.is_empty() { vec![super::default_policy()] } else { paths };
+    let paths = if paths.is_empty() {
+        vec![super::default_policy()]
+    } else {
+        paths
+    };
     let mut failures = Vec::new();
     let mut passed = 0usize;
     for path in &paths {
@@ -60,21 +72,45 @@ pub fn test(paths: Vec<PathBuf>) -> ExitCode {
         };
         for file in &files {
             for rule in &file.file.rules {
-                let Some(examples) = &rule.examples else { continue };
-                let Some(compiled) = policy.rules.iter().find(|r| *r.id == *rule.id) else { continue };
+                let Some(examples) = &rule.examples else {
+                    continue;
+                };
+                let Some(compiled) = policy.rules.iter().find(|r| *r.id == *rule.id) else {
+                    continue;
+                };
                 let (direction, role) = match compiled.applies_to {
                     AppliesTo::Output => (Direction::Output, Role::Assistant),
-                    _ => (Direction::Input, compiled.roles.as_ref().and_then(|r| r.first().copied()).unwrap_or(Role::User)),
+                    _ => (
+                        Direction::Input,
+                        compiled
+                            .roles
+                            .as_ref()
+                            .and_then(|r| r.first().copied())
+                            .unwrap_or(Role::User),
+                    ),
                 };
-                let cases = examples.block.iter().map(|t| (t, true)).chain(examples.allow.iter().map(|t| (t, false)));
+                let cases = examples
+                    .block
+                    .iter()
+                    .map(|t| (t, true))
+                    .chain(examples.allow.iter().map(|t| (t, false)));
                 for (text, must_fire) in cases {
-                    let decision = evaluate(&policy, direction, &[Segment::new(role, "example", text.as_str())]);
-                    let fired: Vec<String> = decision.rule_ids().iter().map(|s| s.to_string()).collect();
-                    if fired.iter().any(|f| *f == rule.id) == must_fire {
+                    let decision = evaluate(
+                        &policy,
+                        direction,
+                        &[Segment::new(role, "example", text.as_str())],
+                    );
+                    let fired: Vec<String> =
+                        decision.rule_ids().iter().map(|s| s.to_string()).collect();
+                    if fired.contains(&rule.id) == must_fire {
                         passed += 1;
                     } else {
                         failures.push(Failure {
-                            location: format!("{}:{}", file.path.display(), line_of_text(&file.source, text)),
+                            location: format!(
+                                "{}:{}",
+                                file.path.display(),
+                                line_of_text(&file.source, text)
+                            ),
                             rule: rule.id.clone(),
                             expected: if must_fire { "block" } else { "allow" },
                             fired,
@@ -85,16 +121,35 @@ pub fn test(paths: Vec<PathBuf>) -> ExitCode {
         }
     }
     for f in &failures {
-        println!("FAIL {} rule `{}`: expected {} example to {}; rules fired: [{}]", f.location, f.rule, f.expected, if f.expected == "block" { "fire" } else { "not fire" }, f.fired.join(", "));
+        println!(
+            "FAIL {} rule `{}`: expected {} example to {}; rules fired: [{}]",
+            f.location,
+            f.rule,
+            f.expected,
+            if f.expected == "block" {
+                "fire"
+            } else {
+                "not fire"
+            },
+            f.fired.join(", ")
+        );
     }
     println!("{} passed, {} failed", passed, failures.len());
-    if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 /// Line of an example in its file (first line containing its opening words).
 fn line_of_text(source: &str, text: &str) -> usize {
     let probe: String = text.chars().take(40).collect();
-    source.lines().position(|l| l.contains(probe.as_str())).map(|i| i + 1).unwrap_or(0)
+    source
+        .lines()
+        .position(|l| l.contains(probe.as_str()))
+        .map(|i| i + 1)
+        .unwrap_or(0)
 }
 
 /// Prints the JSON Schema of the policy format, for editors

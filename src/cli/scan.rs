@@ -28,8 +28,16 @@ pub fn run(policy_path: Option<PathBuf>, output: bool, text: Option<String>) -> 
             String::from_utf8_lossy(&buffer).into_owned()
         }
     };
-    let (direction, role) = if output { (Direction::Output, Role::Assistant) } else { (Direction::Input, Role::User) };
-    let decision = evaluate(&policy, direction, &[Segment::new(role, "text", text.as_str())]);
+    let (direction, role) = if output {
+        (Direction::Output, Role::Assistant)
+    } else {
+        (Direction::Input, Role::User)
+    };
+    let decision = evaluate(
+        &policy,
+        direction,
+        &[Segment::new(role, "text", text.as_str())],
+    );
     match serde_json::to_string_pretty(&decision) {
         Ok(json) => super::print_stdout(&json),
         Err(e) => {
@@ -37,5 +45,9 @@ pub fn run(policy_path: Option<PathBuf>, output: bool, text: Option<String>) -> 
             return ExitCode::from(2);
         }
     }
-    if decision.verdict == Verdict::Block { ExitCode::from(1) } else { ExitCode::SUCCESS }
+    if decision.verdict == Verdict::Block {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }

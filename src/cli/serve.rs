@@ -12,7 +12,10 @@ use crate::server::{self, demo};
 /// Runs the server; returns when it has shut down.
 pub fn run(config_path: Option<PathBuf>, demo_mode: bool) -> ExitCode {
     crate::telemetry::init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -29,9 +32,12 @@ pub fn run(config_path: Option<PathBuf>, demo_mode: bool) -> ExitCode {
 }
 
 async fn serve(config_path: Option<PathBuf>, demo_mode: bool) -> Result<(), String> {
-    let mut config = config::load(config_path.as_deref(), &EnvOverrides::from_env()).map_err(|e| e.to_string())?;
+    let mut config = config::load(config_path.as_deref(), &EnvOverrides::from_env())
+        .map_err(|e| e.to_string())?;
     if demo_mode {
-        let url = demo::spawn().await.map_err(|e| format!("cannot start the demo model: {e}"))?;
+        let url = demo::spawn()
+            .await
+            .map_err(|e| format!("cannot start the demo model: {e}"))?;
         config.upstreams = vec![Upstream {
             name: "demo".into(),
             base_url: url,
@@ -45,7 +51,9 @@ async fn serve(config_path: Option<PathBuf>, demo_mode: bool) -> Result<(), Stri
     }
     let policies = Policies::load(&config).map_err(|e| e.to_string())?;
     tracing::info!(policy = %policies.default.name, rules = policies.default.rules.len(), sets = policies.named.len(), "policies loaded");
-    let listener = tokio::net::TcpListener::bind(&config.listen).await.map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     for upstream in &config.upstreams {
         tracing::info!(name = %upstream.name, base_url = %upstream.base_url, "upstream");
@@ -53,10 +61,14 @@ async fn serve(config_path: Option<PathBuf>, demo_mode: bool) -> Result<(), Stri
     tracing::info!(%addr, demo = demo_mode, "palisade listening; point your OpenAI client at http://{addr}/v1");
     let state = ProxyState::with_policies(config, policies).map_err(|e| e.to_string())?;
     if !state.keys.enabled() {
-        tracing::warn!("no proxy API keys configured: every client can use this proxy (set auth.api_keys to require keys)");
+        tracing::warn!(
+            "no proxy API keys configured: every client can use this proxy (set auth.api_keys to require keys)"
+        );
     }
     server::reload::spawn_watchers(state.clone());
-    server::serve(listener, state, shutdown_signal()).await.map_err(|e| e.to_string())?;
+    server::serve(listener, state, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
     tracing::info!("palisade stopped");
     Ok(())
 }

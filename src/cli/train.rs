@@ -34,14 +34,24 @@ pub struct TrainArgs {
     pub seed: u64,
 }
 
-fn read(path: &Path, positive: &str, out: &mut Vec<(String, bool)>, skipped: &mut usize) -> Result<(), String> {
+fn read(
+    path: &Path,
+    positive: &str,
+    out: &mut Vec<(String, bool)>,
+    skipped: &mut usize,
+) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     for (i, raw) in text.lines().enumerate() {
         if raw.trim().is_empty() {
             continue;
         }
-        let line: Line = serde_json::from_str(raw).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))?;
-        if line.license.as_deref().is_some_and(|l| l.to_ascii_uppercase().contains("AGPL")) {
+        let line: Line =
+            serde_json::from_str(raw).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))?;
+        if line
+            .license
+            .as_deref()
+            .is_some_and(|l| l.to_ascii_uppercase().contains("AGPL"))
+        {
             *skipped += 1;
             continue;
         }
@@ -70,10 +80,18 @@ pub fn run(args: TrainArgs) -> ExitCode {
     let positives = examples.iter().filter(|(_, p)| *p).count();
     let negatives = examples.len() - positives;
     if positives == 0 || negatives == 0 {
-        eprintln!("error: need both `{}` and `benign` lines (got {positives} and {negatives})", args.positive);
+        eprintln!(
+            "error: need both `{}` and `benign` lines (got {positives} and {negatives})",
+            args.positive
+        );
         return ExitCode::from(2);
     }
-    let options = TrainOptions { epochs: args.epochs, seed: args.seed, positive_weight: negatives as f32 / positives as f32, ..TrainOptions::default() };
+    let options = TrainOptions {
+        epochs: args.epochs,
+        seed: args.seed,
+        positive_weight: negatives as f32 / positives as f32,
+        ..TrainOptions::default()
+    };
     let borrowed: Vec<(&str, bool)> = examples.iter().map(|(t, p)| (t.as_str(), *p)).collect();
     let started = std::time::Instant::now();
     let model = Model::train(&borrowed, &options);

@@ -76,7 +76,10 @@ pub fn load(path: Option<&Path>, env: &EnvOverrides) -> Result<Config, ConfigErr
         config.resolve_paths(base);
     }
     config.apply_env(env);
-    config.validate().map_err(|message| ConfigError::Invalid { file: label, message })?;
+    config.validate().map_err(|message| ConfigError::Invalid {
+        file: label,
+        message,
+    })?;
     Ok(config)
 }
 

@@ -203,7 +203,10 @@ impl Config {
             policy_routes: Vec::new(),
             monitor: false,
             fail_mode: FailMode::Closed,
-            auth: AuthConfig { open_paths: default_open_paths(), ..AuthConfig::default() },
+            auth: AuthConfig {
+                open_paths: default_open_paths(),
+                ..AuthConfig::default()
+            },
             audit: AuditConfig::default(),
             reload_poll_secs: default_reload_poll(),
             shutdown_grace_secs: default_grace(),
@@ -267,15 +270,24 @@ impl Config {
         self.upstreams
             .iter()
             .position(|u| u.default)
-            .or(if self.upstreams.len() == 1 { Some(0) } else { None })
+            .or(if self.upstreams.len() == 1 {
+                Some(0)
+            } else {
+                None
+            })
     }
 
     pub(super) fn validate(&self) -> Result<(), String> {
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
-            return Err(format!("`listen` must be an address like 127.0.0.1:8080, got `{}`", self.listen));
+            return Err(format!(
+                "`listen` must be an address like 127.0.0.1:8080, got `{}`",
+                self.listen
+            ));
         }
         if self.upstreams.is_empty() {
-            return Err("`upstreams` is empty: configure at least one, or set PALISADE_UPSTREAM_URL".into());
+            return Err(
+                "`upstreams` is empty: configure at least one, or set PALISADE_UPSTREAM_URL".into(),
+            );
         }
         if self.policies.is_empty() {
             return Err("`policies` is empty: list at least one policy file".into());
@@ -288,28 +300,47 @@ impl Config {
             return Err("more than one upstream has `default: true`".into());
         }
         for (i, u) in self.upstreams.iter().enumerate() {
-            let url = reqwest::Url::parse(&u.base_url)
-                .map_err(|e| format!("upstreams[{i}] `{}`: base_url `{}` is not a URL: {e}", u.name, u.base_url))?;
+            let url = reqwest::Url::parse(&u.base_url).map_err(|e| {
+                format!(
+                    "upstreams[{i}] `{}`: base_url `{}` is not a URL: {e}",
+                    u.name, u.base_url
+                )
+            })?;
             if !matches!(url.scheme(), "http" | "https") {
-                return Err(format!("upstreams[{i}] `{}`: base_url must be http or https", u.name));
+                return Err(format!(
+                    "upstreams[{i}] `{}`: base_url must be http or https",
+                    u.name
+                ));
             }
             if u.connect_timeout_secs == 0 || u.read_timeout_secs == 0 {
-                return Err(format!("upstreams[{i}] `{}`: timeouts must be at least 1 second", u.name));
+                return Err(format!(
+                    "upstreams[{i}] `{}`: timeouts must be at least 1 second",
+                    u.name
+                ));
             }
         }
         for route in &self.policy_routes {
             if !self.policy_sets.contains_key(&route.policy) {
-                return Err(format!("policy_routes: unknown policy set `{}` (define it under `policy_sets`)", route.policy));
+                return Err(format!(
+                    "policy_routes: unknown policy set `{}` (define it under `policy_sets`)",
+                    route.policy
+                ));
             }
         }
         for key in &self.auth.api_keys {
             if key.sha256.len() != 64 || !key.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(format!("auth.api_keys `{}`: sha256 must be 64 hex characters", key.id));
+                return Err(format!(
+                    "auth.api_keys `{}`: sha256 must be 64 hex characters",
+                    key.id
+                ));
             }
             if let Some(policy) = &key.policy
                 && !self.policy_sets.contains_key(policy)
             {
-                return Err(format!("auth.api_keys `{}`: unknown policy set `{policy}`", key.id));
+                return Err(format!(
+                    "auth.api_keys `{}`: unknown policy set `{policy}`",
+                    key.id
+                ));
             }
         }
         if self.forward_client_authorization && self.auth_configured() {
@@ -325,18 +356,30 @@ impl Config {
 
     /// Whether any proxy API key source is configured.
     pub fn auth_configured(&self) -> bool {
-        !self.auth.api_keys.is_empty() || self.auth.api_keys_env.is_some() || self.auth.api_keys_file.is_some()
+        !self.auth.api_keys.is_empty()
+            || self.auth.api_keys_env.is_some()
+            || self.auth.api_keys_file.is_some()
     }
 
     /// The policy set for a request: the key's own, then the first matching
     /// route, else `None` (the default `policies`).
-    pub fn policy_set_for(&self, key_policy: Option<&str>, model: Option<&str>, route: &str) -> Option<String> {
+    pub fn policy_set_for(
+        &self,
+        key_policy: Option<&str>,
+        model: Option<&str>,
+        route: &str,
+    ) -> Option<String> {
         if let Some(policy) = key_policy {
             return Some(policy.to_string());
         }
         self.policy_routes
             .iter()
-            .find(|r| r.route.as_deref().is_none_or(|p| p == route) && r.model.as_deref().is_none_or(|m| model.is_some_and(|model| model_matches(m, model))))
+            .find(|r| {
+                r.route.as_deref().is_none_or(|p| p == route)
+                    && r.model
+                        .as_deref()
+                        .is_none_or(|m| model.is_some_and(|model| model_matches(m, model)))
+            })
             .map(|r| r.policy.clone())
     }
 
@@ -344,9 +387,10 @@ impl Config {
     /// then the default upstream, then the only upstream.
     pub fn route(&self, model: Option<&str>) -> Option<usize> {
         if let Some(model) = model {
-            let claimed = self.upstreams.iter().position(|u| {
-                u.models.iter().any(|pattern| model_matches(pattern, model))
-            });
+            let claimed = self
+                .upstreams
+                .iter()
+                .position(|u| u.models.iter().any(|pattern| model_matches(pattern, model)));
             if claimed.is_some() {
                 return claimed;
             }

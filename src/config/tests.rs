@@ -5,9 +5,10 @@ use super::*;
 fn parse(text: &str) -> Result<Config, ConfigError> {
     let mut config: Config = crate::yaml::parse_str(text, Path::new("test.yaml"))?;
     config.apply_env(&EnvOverrides::default());
-    config
-        .validate()
-        .map_err(|message| ConfigError::Invalid { file: "test.yaml".into(), message })?;
+    config.validate().map_err(|message| ConfigError::Invalid {
+        file: "test.yaml".into(),
+        message,
+    })?;
     Ok(config)
 }
 
@@ -43,10 +44,19 @@ fn unknown_key_is_an_error_with_line() {
 #[test]
 fn invalid_values_are_explained() {
     let cases = [
-        ("listen: nowhere\nupstreams: [{name: a, base_url: 'http://x'}]\n", "listen"),
+        (
+            "listen: nowhere\nupstreams: [{name: a, base_url: 'http://x'}]\n",
+            "listen",
+        ),
         ("upstreams: []\n", "upstreams"),
-        ("upstreams: [{name: a, base_url: 'not a url'}]\n", "base_url"),
-        ("upstreams: [{name: a, base_url: 'ftp://x'}]\n", "http or https"),
+        (
+            "upstreams: [{name: a, base_url: 'not a url'}]\n",
+            "base_url",
+        ),
+        (
+            "upstreams: [{name: a, base_url: 'ftp://x'}]\n",
+            "http or https",
+        ),
     ];
     for (text, needle) in cases {
         let err = parse(text).unwrap_err().to_string();

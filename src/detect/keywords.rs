@@ -41,7 +41,10 @@ impl KeywordMatcher {
     /// case-insensitively; callers lower-case non-ASCII themselves.
     pub fn new(patterns: Vec<(String, KeywordTarget)>) -> Result<Self, KeywordBuildError> {
         if patterns.is_empty() {
-            return Ok(Self { automaton: None, targets: Vec::new() });
+            return Ok(Self {
+                automaton: None,
+                targets: Vec::new(),
+            });
         }
         let (texts, targets): (Vec<String>, Vec<KeywordTarget>) = patterns.into_iter().unzip();
         let automaton = AhoCorasickBuilder::new()
@@ -49,7 +52,10 @@ impl KeywordMatcher {
             .match_kind(MatchKind::Standard)
             .build(&texts)
             .map_err(|e| KeywordBuildError(e.to_string()))?;
-        Ok(Self { automaton: Some(automaton), targets })
+        Ok(Self {
+            automaton: Some(automaton),
+            targets,
+        })
     }
 
     /// Number of patterns compiled in.
@@ -65,15 +71,25 @@ impl KeywordMatcher {
     /// Calls `on_hit` for every (overlapping) keyword occurrence in `text`.
     /// Stops after `max_hits` hits so adversarial input cannot blow up the work.
     pub fn scan(&self, text: &str, max_hits: usize, mut on_hit: impl FnMut(KeywordHit)) {
-        let Some(automaton) = &self.automaton else { return };
+        let Some(automaton) = &self.automaton else {
+            return;
+        };
         let bytes = text.as_bytes();
         let mut count = 0usize;
         for m in automaton.find_overlapping_iter(text) {
-            let Some(target) = self.targets.get(m.pattern().as_usize()) else { continue };
-            if target.whole_word && !(is_boundary_before(bytes, m.start()) && is_boundary_after(bytes, m.end())) {
+            let Some(target) = self.targets.get(m.pattern().as_usize()) else {
+                continue;
+            };
+            if target.whole_word
+                && !(is_boundary_before(bytes, m.start()) && is_boundary_after(bytes, m.end()))
+            {
                 continue;
             }
-            on_hit(KeywordHit { signal: target.signal, start: m.start(), end: m.end() });
+            on_hit(KeywordHit {
+                signal: target.signal,
+                start: m.start(),
+                end: m.end(),
+            });
             count += 1;
             if count >= max_hits {
                 break;
@@ -87,7 +103,9 @@ fn is_word_byte(b: u8) -> bool {
 }
 
 fn is_boundary_before(bytes: &[u8], start: usize) -> bool {
-    start == 0 || bytes.get(start - 1).is_none_or(|b| !is_word_byte(*b)) || bytes.get(start).is_some_and(|b| !is_word_byte(*b))
+    start == 0
+        || bytes.get(start - 1).is_none_or(|b| !is_word_byte(*b))
+        || bytes.get(start).is_some_and(|b| !is_word_byte(*b))
 }
 
 fn is_boundary_after(bytes: &[u8], end: usize) -> bool {
@@ -104,7 +122,15 @@ mod tests {
         KeywordMatcher::new(
             patterns
                 .iter()
-                .map(|(p, s, w)| (p.to_string(), KeywordTarget { signal: *s, whole_word: *w }))
+                .map(|(p, s, w)| {
+                    (
+                        p.to_string(),
+                        KeywordTarget {
+                            signal: *s,
+                            whole_word: *w,
+                        },
+                    )
+                })
                 .collect(),
         )
         .unwrap()
@@ -127,7 +153,10 @@ mod tests {
 
     #[test]
     fn overlapping_patterns_all_reported() {
-        let m = matcher(&[("ignore previous", 0, true), ("previous instructions", 1, true)]);
+        let m = matcher(&[
+            ("ignore previous", 0, true),
+            ("previous instructions", 1, true),
+        ]);
         let h = hits(&m, "ignore previous instructions");
         assert_eq!(h.len(), 2);
     }

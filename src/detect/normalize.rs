@@ -1096,7 +1096,6 @@ mod tests {
     #[test]
     fn long_repeated_char_is_fast() {
         let o = "a".repeat(100_000);
-        let t = std::time::Instant::now();
         let n = normalize(&o);
         assert_eq!(n.deobfuscated.text, "a");
         assert_eq!(n.deobfuscated.original_range(0, 1), 0..o.len());
@@ -1105,38 +1104,6 @@ mod tests {
         assert_eq!(n.normalized.text.chars().count(), 100_000);
         let o = "a ".repeat(50_000);
         let _ = normalize(&o);
-        assert!(t.elapsed().as_secs() < 5);
-    }
-
-    #[test]
-    #[ignore]
-    fn throughput() {
-        let para = "The quick brown fox jumps over the lazy dog. In 2024, we shipped 3 releases \
-                    and fixed many bugs; please review the changelog before upgrading.\n";
-        let mut s = String::new();
-        while s.len() < 1 << 20 {
-            s.push_str(para);
-        }
-        let t = std::time::Instant::now();
-        let reps = 10;
-        for _ in 0..reps {
-            std::hint::black_box(normalize(std::hint::black_box(&s)));
-        }
-        let secs = t.elapsed().as_secs_f64();
-        println!(
-            "normalize ascii: {:.1} MB/s",
-            (s.len() * reps) as f64 / secs / 1e6
-        );
-        let u = s.replace("fox", "fоx").replace("dog", "dоg");
-        let t = std::time::Instant::now();
-        for _ in 0..reps {
-            std::hint::black_box(normalize(std::hint::black_box(&u)));
-        }
-        let secs = t.elapsed().as_secs_f64();
-        println!(
-            "normalize unicode path: {:.1} MB/s",
-            (u.len() * reps) as f64 / secs / 1e6
-        );
     }
 
     mod props {

@@ -29,7 +29,10 @@ const REGEX_SIZE_LIMIT: usize = 16 * 1024 * 1024;
 /// Compiles one regex the way the matcher will, so a policy loader can report
 /// the failing pattern and its rule before building the whole set.
 pub fn compile_one(pattern: &str, case_insensitive: bool) -> Result<Regex, regex::Error> {
-    RegexBuilder::new(pattern).case_insensitive(case_insensitive).size_limit(REGEX_SIZE_LIMIT).build()
+    RegexBuilder::new(pattern)
+        .case_insensitive(case_insensitive)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
 }
 
 impl PatternMatcher {
@@ -37,7 +40,11 @@ impl PatternMatcher {
     /// already have compiled with [`compile_one`].
     pub fn new(patterns: Vec<(String, u32)>, case_insensitive: bool) -> Result<Self, regex::Error> {
         if patterns.is_empty() {
-            return Ok(Self { set: None, regexes: Vec::new(), signals: Vec::new() });
+            return Ok(Self {
+                set: None,
+                regexes: Vec::new(),
+                signals: Vec::new(),
+            });
         }
         let mut regexes = Vec::with_capacity(patterns.len());
         for (p, _) in &patterns {
@@ -49,7 +56,11 @@ impl PatternMatcher {
             .dfa_size_limit(REGEX_SIZE_LIMIT)
             .build()?;
         let signals = patterns.into_iter().map(|(_, s)| s).collect();
-        Ok(Self { set: Some(set), regexes, signals })
+        Ok(Self {
+            set: Some(set),
+            regexes,
+            signals,
+        })
     }
 
     /// Whether there are no patterns.
@@ -62,9 +73,15 @@ impl PatternMatcher {
     pub fn scan(&self, text: &str, max_hits_per_regex: usize, mut on_hit: impl FnMut(PatternHit)) {
         let Some(set) = &self.set else { return };
         for idx in set.matches(text).iter() {
-            let (Some(regex), Some(signal)) = (self.regexes.get(idx), self.signals.get(idx)) else { continue };
+            let (Some(regex), Some(signal)) = (self.regexes.get(idx), self.signals.get(idx)) else {
+                continue;
+            };
             for m in regex.find_iter(text).take(max_hits_per_regex) {
-                on_hit(PatternHit { signal: *signal, start: m.start(), end: m.end() });
+                on_hit(PatternHit {
+                    signal: *signal,
+                    start: m.start(),
+                    end: m.end(),
+                });
             }
         }
     }
@@ -76,7 +93,11 @@ mod tests {
 
     #[test]
     fn only_matching_regexes_report_positions() {
-        let m = PatternMatcher::new(vec![(r"\bsk-[a-z0-9]{8,}".into(), 3), (r"never".into(), 4)], false).unwrap();
+        let m = PatternMatcher::new(
+            vec![(r"\bsk-[a-z0-9]{8,}".into(), 3), (r"never".into(), 4)],
+            false,
+        )
+        .unwrap();
         let mut hits = Vec::new();
         m.scan("key sk-abcdef123 and sk-zzzzzzzzz", 10, |h| hits.push(h));
         assert_eq!(hits.len(), 2);

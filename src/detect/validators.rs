@@ -4,25 +4,43 @@
 /// Requires 12–19 digits, the range of real card numbers.
 pub fn luhn_valid(candidate: &str) -> bool {
     let digits: Vec<u32> = candidate.chars().filter_map(|c| c.to_digit(10)).collect();
-    if !(12..=19).contains(&digits.len()) || candidate.chars().any(|c| !(c.is_ascii_digit() || c == ' ' || c == '-')) {
+    if !(12..=19).contains(&digits.len())
+        || candidate
+            .chars()
+            .any(|c| !(c.is_ascii_digit() || c == ' ' || c == '-'))
+    {
         return false;
     }
     let sum: u32 = digits
         .iter()
         .rev()
         .enumerate()
-        .map(|(i, &d)| if i % 2 == 1 { if d * 2 > 9 { d * 2 - 9 } else { d * 2 } } else { d })
+        .map(|(i, &d)| {
+            if i % 2 == 1 {
+                if d * 2 > 9 { d * 2 - 9 } else { d * 2 }
+            } else {
+                d
+            }
+        })
         .sum();
     sum % 10 == 0
 }
 
 /// IBAN mod-97 check (ISO 13616); spaces are ignored, letters case-insensitive.
 pub fn iban_valid(candidate: &str) -> bool {
-    let compact: Vec<char> = candidate.chars().filter(|c| !c.is_whitespace()).map(|c| c.to_ascii_uppercase()).collect();
+    let compact: Vec<char> = candidate
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
     if !(15..=34).contains(&compact.len()) || !compact.iter().all(|c| c.is_ascii_alphanumeric()) {
         return false;
     }
-    if !(compact[0].is_ascii_alphabetic() && compact[1].is_ascii_alphabetic() && compact[2].is_ascii_digit() && compact[3].is_ascii_digit()) {
+    if !(compact[0].is_ascii_alphabetic()
+        && compact[1].is_ascii_alphabetic()
+        && compact[2].is_ascii_digit()
+        && compact[3].is_ascii_digit())
+    {
         return false;
     }
     let rearranged = compact[4..].iter().chain(compact[..4].iter());
@@ -32,7 +50,11 @@ pub fn iban_valid(candidate: &str) -> bool {
             Some(v) => v,
             None => return false,
         };
-        remainder = if value >= 10 { (remainder * 100 + value) % 97 } else { (remainder * 10 + value) % 97 };
+        remainder = if value >= 10 {
+            (remainder * 100 + value) % 97
+        } else {
+            (remainder * 10 + value) % 97
+        };
     }
     remainder == 1
 }

@@ -98,7 +98,12 @@ pub struct Decision {
 impl Decision {
     /// A decision with no findings.
     pub fn allow() -> Self {
-        Self { verdict: Verdict::Allow, findings: Vec::new(), message: None, monitor_verdict: None }
+        Self {
+            verdict: Verdict::Allow,
+            findings: Vec::new(),
+            message: None,
+            monitor_verdict: None,
+        }
     }
 
     /// Turns every finding into a monitor-only one (global shadow mode):
@@ -108,7 +113,9 @@ impl Decision {
         for f in &mut self.findings {
             f.monitor = true;
         }
-        self.monitor_verdict = would.filter(|v| *v > Verdict::Allow).or(self.monitor_verdict);
+        self.monitor_verdict = would
+            .filter(|v| *v > Verdict::Allow)
+            .or(self.monitor_verdict);
         self.verdict = Verdict::Allow;
         self.message = None;
         self
@@ -141,13 +148,19 @@ impl Decision {
         self.findings
             .iter()
             .filter(|f| f.segment == segment && f.action == Action::Redact && !f.monitor)
-            .flat_map(|f| f.redact_spans.iter().map(move |r| (r.clone(), f.rule.as_ref())))
+            .flat_map(|f| {
+                f.redact_spans
+                    .iter()
+                    .map(move |r| (r.clone(), f.rule.as_ref()))
+            })
             .collect()
     }
 
     /// Whether any finding asks for redaction.
     pub fn has_redactions(&self) -> bool {
-        self.findings.iter().any(|f| f.action == Action::Redact && !f.monitor)
+        self.findings
+            .iter()
+            .any(|f| f.action == Action::Redact && !f.monitor)
     }
 }
 
@@ -157,7 +170,12 @@ impl Decision {
 pub fn apply_redactions(text: &str, ranges: &[(Range<usize>, &str)]) -> String {
     let mut sorted: Vec<(Range<usize>, &str)> = ranges
         .iter()
-        .map(|(r, id)| (floor_boundary(text, r.start)..ceil_boundary(text, r.end), *id))
+        .map(|(r, id)| {
+            (
+                floor_boundary(text, r.start)..ceil_boundary(text, r.end),
+                *id,
+            )
+        })
         .filter(|(r, _)| r.start < r.end)
         .collect();
     sorted.sort_by_key(|(r, _)| (r.start, std::cmp::Reverse(r.end)));
@@ -209,7 +227,10 @@ mod tests {
     #[test]
     fn redactions_merge_and_clamp() {
         let text = "key sk-abc and sk-def end";
-        let out = apply_redactions(text, &[(4..10, "k"), (8..14, "k"), (15..21, "k2"), (100..200, "x")]);
+        let out = apply_redactions(
+            text,
+            &[(4..10, "k"), (8..14, "k"), (15..21, "k2"), (100..200, "x")],
+        );
         assert_eq!(out, "key [REDACTED:k] [REDACTED:k2] end");
     }
 

@@ -35,7 +35,11 @@ pub struct Segment<'a> {
 impl<'a> Segment<'a> {
     /// Convenience constructor.
     pub fn new(role: Role, location: impl Into<String>, text: impl Into<Cow<'a, str>>) -> Self {
-        Self { role, location: location.into(), text: text.into() }
+        Self {
+            role,
+            location: location.into(),
+            text: text.into(),
+        }
     }
 }
 
@@ -61,7 +65,11 @@ impl Evidence<'_> {
         if let Some(Some(score)) = self.classifier_scores.get(model) {
             return *score;
         }
-        let score = policy.classifiers.get(model).map(|m| m.score(&self.normalized.normalized.text)).unwrap_or(0.0);
+        let score = policy
+            .classifiers
+            .get(model)
+            .map(|m| m.score(&self.normalized.normalized.text))
+            .unwrap_or(0.0);
         if let Some(slot) = self.classifier_scores.get_mut(model) {
             *slot = Some(score);
         }
@@ -77,7 +85,11 @@ impl Evidence<'_> {
 }
 
 /// Evaluates every segment in one direction and combines the findings.
-pub fn evaluate(policy: &CompiledPolicy, direction: Direction, segments: &[Segment<'_>]) -> Decision {
+pub fn evaluate(
+    policy: &CompiledPolicy,
+    direction: Direction,
+    segments: &[Segment<'_>],
+) -> Decision {
     let mut findings = Vec::new();
     for (index, segment) in segments.iter().enumerate() {
         if !policy.rules.iter().any(|r| r.sees(direction, segment.role)) {
@@ -88,13 +100,23 @@ pub fn evaluate(policy: &CompiledPolicy, direction: Direction, segments: &[Segme
     decide(policy, findings)
 }
 
-fn scan_segment(policy: &CompiledPolicy, direction: Direction, index: usize, segment: &Segment<'_>, out: &mut Vec<Finding>) {
+fn scan_segment(
+    policy: &CompiledPolicy,
+    direction: Direction,
+    index: usize,
+    segment: &Segment<'_>,
+    out: &mut Vec<Finding>,
+) {
     let text: &str = &segment.text;
     for found in scan_text(policy, direction, segment.role, text, false) {
         out.push(found.into_finding(index, &segment.location, None));
     }
     let Some(limits) = &policy.decode else { return };
-    if !policy.rules.iter().any(|r| r.decoded && r.sees(direction, segment.role)) {
+    if !policy
+        .rules
+        .iter()
+        .any(|r| r.decoded && r.sees(direction, segment.role))
+    {
         return;
     }
     for payload in decode_payloads(text, limits) {
@@ -143,10 +165,21 @@ impl Fired {
 
 /// Runs all detectors of the policy over one text and scores the rules that
 /// see it. `decoded` restricts to rules that also run on decoded payloads.
-pub(crate) fn scan_text(policy: &CompiledPolicy, direction: Direction, role: Role, text: &str, decoded: bool) -> Vec<Fired> {
+pub(crate) fn scan_text(
+    policy: &CompiledPolicy,
+    direction: Direction,
+    role: Role,
+    text: &str,
+    decoded: bool,
+) -> Vec<Fired> {
     let normalized = normalize(text);
     let hits = collect_hits(policy, text, &normalized);
-    let mut evidence = Evidence { hits, normalized: &normalized, role, classifier_scores: vec![None; policy.classifiers.len()] };
+    let mut evidence = Evidence {
+        hits,
+        normalized: &normalized,
+        role,
+        classifier_scores: vec![None; policy.classifiers.len()],
+    };
     let mut fired = Vec::new();
     for rule in &policy.rules {
         if !rule.sees(direction, role) || (decoded && !rule.decoded) {
@@ -174,17 +207,35 @@ fn collect_hits(policy: &CompiledPolicy, text: &str, normalized: &Normalized) ->
     for (form, matchers) in &policy.matchers {
         let (view_text, view) = match form {
             Form::Raw => (text, None),
-            Form::Normalized => (normalized.normalized.text.as_str(), Some(&normalized.normalized)),
-            Form::Deobfuscated => (normalized.deobfuscated.text.as_str(), Some(&normalized.deobfuscated)),
+            Form::Normalized => (
+                normalized.normalized.text.as_str(),
+                Some(&normalized.normalized),
+            ),
+            Form::Deobfuscated => (
+                normalized.deobfuscated.text.as_str(),
+                Some(&normalized.deobfuscated),
+            ),
         };
         let map = |start: usize, end: usize| match view {
             Some(v) => v.original_range(start, end),
             None => start..end,
         };
-        matchers.keywords.scan(view_text, MAX_HITS, |h| hits.push(Hit { signal: h.signal, range: map(h.start, h.end) }));
+        matchers.keywords.scan(view_text, MAX_HITS, |h| {
+            hits.push(Hit {
+                signal: h.signal,
+                range: map(h.start, h.end),
+            })
+        });
         matchers.patterns.scan(view_text, MAX_HITS, |h| {
-            if validator_accepts(policy, h.signal, view_text.get(h.start..h.end).unwrap_or("")) {
-                hits.push(Hit { signal: h.signal, range: map(h.start, h.end) });
+            if validator_accepts(
+                policy,
+                h.signal,
+                view_text.get(h.start..h.end).unwrap_or(""),
+            ) {
+                hits.push(Hit {
+                    signal: h.signal,
+                    range: map(h.start, h.end),
+                });
             }
         });
     }
@@ -194,8 +245,14 @@ fn collect_hits(policy: &CompiledPolicy, text: &str, normalized: &Normalized) ->
 
 fn validator_accepts(policy: &CompiledPolicy, signal: u32, matched: &str) -> bool {
     match policy.signal(signal).map(|s| &s.source) {
-        Some(SignalSource::Matches { validate: Some(Validator::Luhn), .. }) => luhn_valid(matched),
-        Some(SignalSource::Matches { validate: Some(Validator::Iban), .. }) => iban_valid(matched),
+        Some(SignalSource::Matches {
+            validate: Some(Validator::Luhn),
+            ..
+        }) => luhn_valid(matched),
+        Some(SignalSource::Matches {
+            validate: Some(Validator::Iban),
+            ..
+        }) => iban_valid(matched),
         _ => true,
     }
 }
@@ -203,8 +260,16 @@ fn validator_accepts(policy: &CompiledPolicy, signal: u32, matched: &str) -> boo
 /// Combines findings: the strongest action wins; the refusal text comes from
 /// the strongest finding's rule (or its category), else the policy default.
 fn decide(policy: &CompiledPolicy, findings: Vec<Finding>) -> Decision {
-    let monitor_verdict = findings.iter().filter(|f| f.monitor).map(|f| Verdict::from(f.action)).max();
-    let Some(strongest) = findings.iter().filter(|f| !f.monitor).max_by_key(|f| (f.action, f.severity)) else {
+    let monitor_verdict = findings
+        .iter()
+        .filter(|f| f.monitor)
+        .map(|f| Verdict::from(f.action))
+        .max();
+    let Some(strongest) = findings
+        .iter()
+        .filter(|f| !f.monitor)
+        .max_by_key(|f| (f.action, f.severity))
+    else {
         let mut decision = Decision::allow();
         decision.findings = findings;
         decision.monitor_verdict = monitor_verdict;
@@ -220,7 +285,12 @@ fn decide(policy: &CompiledPolicy, findings: Vec<Finding>) -> Decision {
             .and_then(|r| r.message.clone())
             .unwrap_or_else(|| policy.refusal_message.clone())
     });
-    Decision { verdict, findings, message, monitor_verdict }
+    Decision {
+        verdict,
+        findings,
+        message,
+        monitor_verdict,
+    }
 }
 
 #[cfg(test)]

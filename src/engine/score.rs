@@ -22,7 +22,11 @@ struct Event {
     range: Range<usize>,
 }
 
-pub(crate) fn score_rule(policy: &CompiledPolicy, rule: &CompiledRule, evidence: &mut Evidence<'_>) -> Option<Outcome> {
+pub(crate) fn score_rule(
+    policy: &CompiledPolicy,
+    rule: &CompiledRule,
+    evidence: &mut Evidence<'_>,
+) -> Option<Outcome> {
     let n = rule.signals.len();
     let mut weights = vec![0.0f32; n];
     let mut required = vec![false; n];
@@ -35,15 +39,33 @@ pub(crate) fn score_rule(policy: &CompiledPolicy, rule: &CompiledRule, evidence:
         required[local] = signal.required;
         match &signal.source {
             SignalSource::Matches { .. } => {
-                let target = if signal.weight >= 0.0 { &mut positives } else { &mut negatives };
-                target.extend(evidence.hits_of(signal_id).iter().map(|h| Event { local, range: h.range.clone() }));
+                let target = if signal.weight >= 0.0 {
+                    &mut positives
+                } else {
+                    &mut negatives
+                };
+                target.extend(evidence.hits_of(signal_id).iter().map(|h| Event {
+                    local,
+                    range: h.range.clone(),
+                }));
             }
-            SignalSource::Classifier { model, threshold, role_thresholds } => {
-                let threshold = role_thresholds.iter().find(|(r, _)| *r == evidence.role).map(|(_, t)| *t).unwrap_or(*threshold);
-                nonpositional_matched[local] = evidence.classifier_score(policy, *model) >= threshold;
+            SignalSource::Classifier {
+                model,
+                threshold,
+                role_thresholds,
+            } => {
+                let threshold = role_thresholds
+                    .iter()
+                    .find(|(r, _)| *r == evidence.role)
+                    .map(|(_, t)| *t)
+                    .unwrap_or(*threshold);
+                nonpositional_matched[local] =
+                    evidence.classifier_score(policy, *model) >= threshold;
             }
             SignalSource::Obfuscation(signs) => {
-                nonpositional_matched[local] = signs.iter().any(|s| sign_present(&evidence.normalized.signs, *s));
+                nonpositional_matched[local] = signs
+                    .iter()
+                    .any(|s| sign_present(&evidence.normalized.signs, *s));
             }
         }
     }
@@ -51,10 +73,30 @@ pub(crate) fn score_rule(policy: &CompiledPolicy, rule: &CompiledRule, evidence:
         return None;
     }
     positives.sort_by_key(|e| e.range.start);
-    let base: f32 = (0..n).filter(|i| nonpositional_matched[*i]).map(|i| weights[i]).sum();
+    let base: f32 = (0..n)
+        .filter(|i| nonpositional_matched[*i])
+        .map(|i| weights[i])
+        .sum();
     match rule.window {
-        None => score_everywhere(rule, &weights, &required, &nonpositional_matched, &positives, &negatives, base),
-        Some(window) => score_windowed(rule, window, &weights, &required, &nonpositional_matched, &positives, &negatives, base),
+        None => score_everywhere(
+            rule,
+            &weights,
+            &required,
+            &nonpositional_matched,
+            &positives,
+            &negatives,
+            base,
+        ),
+        Some(window) => score_windowed(
+            rule,
+            window,
+            &weights,
+            &required,
+            &nonpositional_matched,
+            &positives,
+            &negatives,
+            base,
+        ),
     }
 }
 
@@ -85,7 +127,10 @@ fn score_everywhere(
     if required.iter().zip(&present).any(|(r, p)| *r && !*p) {
         return None;
     }
-    let positional: f32 = (0..weights.len()).filter(|i| present[*i] && !nonpositional[*i]).map(|i| weights[i]).sum();
+    let positional: f32 = (0..weights.len())
+        .filter(|i| present[*i] && !nonpositional[*i])
+        .map(|i| weights[i])
+        .sum();
     let score = base + positional;
     if score + 1e-6 < rule.threshold {
         return None;
@@ -112,20 +157,33 @@ fn score_windowed(
     let mut best: Option<(f32, usize, usize)> = None;
     for right in 0..positives.len() {
         counts[positives[right].local] += 1;
-        while positives[right].range.start.saturating_sub(positives[left].range.start) > window {
+        while positives[right]
+            .range
+            .start
+            .saturating_sub(positives[left].range.start)
+            > window
+        {
             counts[positives[left].local] -= 1;
             left += 1;
         }
         let lo = positives[left].range.start.saturating_sub(window);
         let hi = positives[right].range.end + window;
-        let mut present: Vec<bool> = (0..weights.len()).map(|i| counts[i] > 0 || nonpositional[i]).collect();
-        for e in negatives.iter().filter(|e| e.range.start >= lo && e.range.start <= hi) {
+        let mut present: Vec<bool> = (0..weights.len())
+            .map(|i| counts[i] > 0 || nonpositional[i])
+            .collect();
+        for e in negatives
+            .iter()
+            .filter(|e| e.range.start >= lo && e.range.start <= hi)
+        {
             present[e.local] = true;
         }
         if required.iter().zip(&present).any(|(r, p)| *r && !*p) {
             continue;
         }
-        let positional: f32 = (0..weights.len()).filter(|i| present[*i] && !nonpositional[*i]).map(|i| weights[i]).sum();
+        let positional: f32 = (0..weights.len())
+            .filter(|i| present[*i] && !nonpositional[*i])
+            .map(|i| weights[i])
+            .sum();
         let score = base + positional;
         if best.is_none_or(|(s, _, _)| score > s) {
             best = Some((score, left, right));
@@ -141,5 +199,9 @@ fn score_windowed(
 fn outcome(score: f32, events: &[Event]) -> Outcome {
     let start = events.iter().map(|e| e.range.start).min().unwrap_or(0);
     let end = events.iter().map(|e| e.range.end).max().unwrap_or(0);
-    Outcome { score, span: start..end, redact_spans: events.iter().map(|e| e.range.clone()).collect() }
+    Outcome {
+        score,
+        span: start..end,
+        redact_spans: events.iter().map(|e| e.range.clone()).collect(),
+    }
 }

@@ -6,7 +6,10 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
-use super::types::{ChatMessage, ChatRequest, ChatResponse, CompletionRequest, CompletionResponse, EmbeddingRequest, MessageContent};
+use super::types::{
+    ChatMessage, ChatRequest, ChatResponse, CompletionRequest, CompletionResponse,
+    EmbeddingRequest, MessageContent,
+};
 use crate::engine::Segment;
 use crate::policy::Role;
 
@@ -56,7 +59,10 @@ pub fn chat_segments(request: &ChatRequest) -> Vec<Located<'_>> {
         collect_strings(tool, String::new(), &mut strings);
         for (pointer, text) in strings {
             let location = format!("tools[{t}]{}", pointer.replace('/', "."));
-            out.push((Segment::new(Role::ToolDefinition, location, Cow::Borrowed(text)), Place::ToolDefinition { tool: t, pointer }));
+            out.push((
+                Segment::new(Role::ToolDefinition, location, Cow::Borrowed(text)),
+                Place::ToolDefinition { tool: t, pointer },
+            ));
         }
     }
     out
@@ -66,13 +72,26 @@ fn message_segments<'a>(i: usize, message: &'a ChatMessage, out: &mut Vec<Locate
     let role = role_of(&message.role);
     match &message.content {
         Some(MessageContent::Text(text)) => {
-            out.push((Segment::new(role, format!("messages[{i}].content"), Cow::Borrowed(text.as_str())), Place::Content { message: i }));
+            out.push((
+                Segment::new(
+                    role,
+                    format!("messages[{i}].content"),
+                    Cow::Borrowed(text.as_str()),
+                ),
+                Place::Content { message: i },
+            ));
         }
         Some(MessageContent::Parts(parts)) => {
             for (j, part) in parts.iter().enumerate() {
                 if let Some(text) = &part.text {
                     let location = format!("messages[{i}].content[{j}].text");
-                    out.push((Segment::new(role, location, Cow::Borrowed(text.as_str())), Place::Part { message: i, part: j }));
+                    out.push((
+                        Segment::new(role, location, Cow::Borrowed(text.as_str())),
+                        Place::Part {
+                            message: i,
+                            part: j,
+                        },
+                    ));
                 }
             }
         }
@@ -81,7 +100,13 @@ fn message_segments<'a>(i: usize, message: &'a ChatMessage, out: &mut Vec<Locate
     for (j, call) in message.tool_calls.iter().flatten().enumerate() {
         if let Some(arguments) = call.function.as_ref().and_then(|f| f.arguments.as_deref()) {
             let location = format!("messages[{i}].tool_calls[{j}].function.arguments");
-            out.push((Segment::new(role, location, Cow::Borrowed(arguments)), Place::ToolArguments { message: i, call: j }));
+            out.push((
+                Segment::new(role, location, Cow::Borrowed(arguments)),
+                Place::ToolArguments {
+                    message: i,
+                    call: j,
+                },
+            ));
         }
     }
 }
@@ -101,7 +126,11 @@ fn collect_strings<'a>(value: &'a Value, pointer: String, out: &mut Vec<(String,
                 if key == "type" && item.is_string() {
                     continue;
                 }
-                collect_strings(item, format!("{pointer}/{}", key.replace('~', "~0").replace('/', "~1")), out);
+                collect_strings(
+                    item,
+                    format!("{pointer}/{}", key.replace('~', "~0").replace('/', "~1")),
+                    out,
+                );
             }
         }
         _ => {}
@@ -110,7 +139,11 @@ fn collect_strings<'a>(value: &'a Value, pointer: String, out: &mut Vec<(String,
 
 /// Texts of a legacy completion prompt (strings only; token arrays are not text).
 pub fn completion_segments(request: &CompletionRequest) -> Vec<Located<'_>> {
-    request.prompt.as_ref().map(|p| string_or_array(p, "prompt")).unwrap_or_default()
+    request
+        .prompt
+        .as_ref()
+        .map(|p| string_or_array(p, "prompt"))
+        .unwrap_or_default()
 }
 
 /// Texts of an embeddings input.
@@ -120,11 +153,21 @@ pub fn embedding_segments(request: &EmbeddingRequest) -> Vec<Located<'_>> {
 
 fn string_or_array<'a>(value: &'a Value, field: &str) -> Vec<Located<'a>> {
     match value {
-        Value::String(s) => vec![(Segment::new(Role::User, field, Cow::Borrowed(s.as_str())), Place::Single)],
+        Value::String(s) => vec![(
+            Segment::new(Role::User, field, Cow::Borrowed(s.as_str())),
+            Place::Single,
+        )],
         Value::Array(items) => items
             .iter()
             .enumerate()
-            .filter_map(|(i, v)| v.as_str().map(|s| (Segment::new(Role::User, format!("{field}[{i}]"), Cow::Borrowed(s)), Place::Item { index: i })))
+            .filter_map(|(i, v)| {
+                v.as_str().map(|s| {
+                    (
+                        Segment::new(Role::User, format!("{field}[{i}]"), Cow::Borrowed(s)),
+                        Place::Item { index: i },
+                    )
+                })
+            })
             .collect(),
         _ => Vec::new(),
     }
@@ -134,14 +177,29 @@ fn string_or_array<'a>(value: &'a Value, field: &str) -> Vec<Located<'a>> {
 pub fn chat_response_segments(response: &ChatResponse) -> Vec<Located<'_>> {
     let mut out = Vec::new();
     for (c, choice) in response.choices.iter().enumerate() {
-        let Some(message) = &choice.message else { continue };
+        let Some(message) = &choice.message else {
+            continue;
+        };
         if let Some(MessageContent::Text(text)) = &message.content {
-            out.push((Segment::new(Role::Assistant, format!("choices[{c}].message.content"), Cow::Borrowed(text.as_str())), Place::Choice { choice: c }));
+            out.push((
+                Segment::new(
+                    Role::Assistant,
+                    format!("choices[{c}].message.content"),
+                    Cow::Borrowed(text.as_str()),
+                ),
+                Place::Choice { choice: c },
+            ));
         }
         for (j, call) in message.tool_calls.iter().flatten().enumerate() {
             if let Some(arguments) = call.function.as_ref().and_then(|f| f.arguments.as_deref()) {
                 let location = format!("choices[{c}].message.tool_calls[{j}].function.arguments");
-                out.push((Segment::new(Role::Assistant, location, Cow::Borrowed(arguments)), Place::ToolArguments { message: c, call: j }));
+                out.push((
+                    Segment::new(Role::Assistant, location, Cow::Borrowed(arguments)),
+                    Place::ToolArguments {
+                        message: c,
+                        call: j,
+                    },
+                ));
             }
         }
     }
@@ -155,7 +213,16 @@ pub fn completion_response_segments(response: &CompletionResponse) -> Vec<Locate
         .iter()
         .enumerate()
         .filter_map(|(c, choice)| {
-            choice.text.as_deref().map(|t| (Segment::new(Role::Assistant, format!("choices[{c}].text"), Cow::Borrowed(t)), Place::Choice { choice: c }))
+            choice.text.as_deref().map(|t| {
+                (
+                    Segment::new(
+                        Role::Assistant,
+                        format!("choices[{c}].text"),
+                        Cow::Borrowed(t),
+                    ),
+                    Place::Choice { choice: c },
+                )
+            })
         })
         .collect()
 }
@@ -169,7 +236,10 @@ pub fn rewrite_chat(request: &mut ChatRequest, place: &Place, text: String) {
             }
         }
         Place::Part { message, part } => {
-            if let Some(MessageContent::Parts(parts)) = request.messages.get_mut(*message).and_then(|m| m.content.as_mut())
+            if let Some(MessageContent::Parts(parts)) = request
+                .messages
+                .get_mut(*message)
+                .and_then(|m| m.content.as_mut())
                 && let Some(p) = parts.get_mut(*part)
             {
                 p.text = Some(text);
@@ -181,7 +251,12 @@ pub fn rewrite_chat(request: &mut ChatRequest, place: &Place, text: String) {
             }
         }
         Place::ToolDefinition { tool, pointer } => {
-            if let Some(target) = request.tools.as_mut().and_then(|t| t.get_mut(*tool)).and_then(|t| t.pointer_mut(pointer)) {
+            if let Some(target) = request
+                .tools
+                .as_mut()
+                .and_then(|t| t.get_mut(*tool))
+                .and_then(|t| t.pointer_mut(pointer))
+            {
                 *target = Value::String(text);
             }
         }
@@ -190,7 +265,12 @@ pub fn rewrite_chat(request: &mut ChatRequest, place: &Place, text: String) {
 }
 
 fn set_tool_arguments(message: &mut ChatMessage, call: usize, text: String) {
-    if let Some(f) = message.tool_calls.as_mut().and_then(|c| c.get_mut(call)).and_then(|c| c.function.as_mut()) {
+    if let Some(f) = message
+        .tool_calls
+        .as_mut()
+        .and_then(|c| c.get_mut(call))
+        .and_then(|c| c.function.as_mut())
+    {
         f.arguments = Some(text);
     }
 }
@@ -212,12 +292,20 @@ pub fn rewrite_value(value: &mut Value, place: &Place, text: String) {
 pub fn rewrite_chat_response(response: &mut ChatResponse, place: &Place, text: String) {
     match place {
         Place::Choice { choice } => {
-            if let Some(m) = response.choices.get_mut(*choice).and_then(|c| c.message.as_mut()) {
+            if let Some(m) = response
+                .choices
+                .get_mut(*choice)
+                .and_then(|c| c.message.as_mut())
+            {
                 m.content = Some(MessageContent::Text(text));
             }
         }
         Place::ToolArguments { message, call } => {
-            if let Some(m) = response.choices.get_mut(*message).and_then(|c| c.message.as_mut()) {
+            if let Some(m) = response
+                .choices
+                .get_mut(*message)
+                .and_then(|c| c.message.as_mut())
+            {
                 set_tool_arguments(m, *call, text);
             }
         }

@@ -8,7 +8,10 @@ use serde_json::{Value, json};
 pub const CONTENT_FILTER: &str = "content_filter";
 
 fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// A fresh completion id.
@@ -104,7 +107,12 @@ mod tests {
 
     #[test]
     fn error_envelope_shape() {
-        let v = error_body("blocked", "invalid_request_error", None, Some("content_filter"));
+        let v = error_body(
+            "blocked",
+            "invalid_request_error",
+            None,
+            Some("content_filter"),
+        );
         assert_eq!(v["error"]["code"], "content_filter");
         assert!(v["error"]["param"].is_null());
     }

@@ -7,9 +7,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::PolicyError;
-use super::compiled::{CompiledCategory, CompiledPolicy, CompiledRule, CompiledSignal, FormMatchers, SignalSource};
+use super::compiled::{
+    CompiledCategory, CompiledPolicy, CompiledRule, CompiledSignal, FormMatchers, SignalSource,
+};
 use super::load::{LoadedFile, line_of_rule};
-use super::model::{Action, ActionSpec, AppliesTo, CategorySpec, Direction, Form, RuleSpec, SignalSpec};
+use super::model::{
+    Action, ActionSpec, AppliesTo, CategorySpec, Direction, Form, RuleSpec, SignalSpec,
+};
 use crate::detect::classifier::Model;
 use crate::detect::decode::DecodeLimits;
 use crate::detect::keywords::{KeywordMatcher, KeywordTarget};
@@ -40,16 +44,30 @@ struct PatternTables {
 /// Compiles loaded files; the first file is the root.
 pub fn compile(files: &[LoadedFile]) -> Result<CompiledPolicy, PolicyError> {
     let Some(root) = files.first() else {
-        return Err(PolicyError::Invalid { file: PathBuf::from("<none>"), rule: None, message: "no policy files given".into() });
+        return Err(PolicyError::Invalid {
+            file: PathBuf::from("<none>"),
+            rule: None,
+            message: "no policy files given".into(),
+        });
     };
     let categories = collect_categories(files)?;
-    let mut builder = Builder { tables: PatternTables::default(), signals: Vec::new(), rules: Vec::new(), classifiers: Vec::new(), model_index: HashMap::new() };
+    let mut builder = Builder {
+        tables: PatternTables::default(),
+        signals: Vec::new(),
+        rules: Vec::new(),
+        classifiers: Vec::new(),
+        model_index: HashMap::new(),
+    };
     let mut seen_ids = HashSet::new();
     for file in files {
         let file_category = file.file.category.as_ref().map(|c| c.id.clone());
         for spec in &file.file.rules {
             if !seen_ids.insert(spec.id.clone()) {
-                return Err(invalid(file, Some(&spec.id), "duplicate rule id (ids must be unique across all included files)"));
+                return Err(invalid(
+                    file,
+                    Some(&spec.id),
+                    "duplicate rule id (ids must be unique across all included files)",
+                ));
             }
             let category = spec.category.clone().or_else(|| file_category.clone());
             let state = category.as_ref().and_then(|c| categories.get(c));
@@ -59,16 +77,34 @@ pub fn compile(files: &[LoadedFile]) -> Result<CompiledPolicy, PolicyError> {
             builder.add_rule(file, spec, category, state, root.file.monitor)?;
         }
     }
-    let Builder { tables, signals, rules, classifiers, model_index } = builder;
+    let Builder {
+        tables,
+        signals,
+        rules,
+        classifiers,
+        model_index,
+    } = builder;
     let mut model_files: Vec<PathBuf> = model_index.into_keys().collect();
     model_files.sort();
     let matchers = build_matchers(tables, &root.path)?;
     let root_spec = &root.file;
     Ok(CompiledPolicy {
         name: root_spec.name.clone().unwrap_or_else(|| stem(&root.path)),
-        refusal_mode: root_spec.refusal.as_ref().map(|r| r.mode).unwrap_or_default(),
-        refusal_message: root_spec.refusal.as_ref().and_then(|r| r.message.clone()).unwrap_or_else(|| DEFAULT_REFUSAL.to_string()),
-        steer_message: root_spec.steer.as_ref().map(|s| s.system_message.clone()).unwrap_or_else(|| DEFAULT_STEER.to_string()),
+        refusal_mode: root_spec
+            .refusal
+            .as_ref()
+            .map(|r| r.mode)
+            .unwrap_or_default(),
+        refusal_message: root_spec
+            .refusal
+            .as_ref()
+            .and_then(|r| r.message.clone())
+            .unwrap_or_else(|| DEFAULT_REFUSAL.to_string()),
+        steer_message: root_spec
+            .steer
+            .as_ref()
+            .map(|s| s.system_message.clone())
+            .unwrap_or_else(|| DEFAULT_STEER.to_string()),
         decode: decode_limits(root_spec.decode.clone().unwrap_or_default()),
         rules,
         signals,
@@ -93,11 +129,18 @@ pub fn compile(files: &[LoadedFile]) -> Result<CompiledPolicy, PolicyError> {
 }
 
 fn decode_limits(spec: super::model::DecodeSpec) -> Option<DecodeLimits> {
-    spec.enabled.then(|| DecodeLimits { max_depth: spec.max_depth, max_output_bytes: spec.max_output_bytes, ..DecodeLimits::default() })
+    spec.enabled.then(|| DecodeLimits {
+        max_depth: spec.max_depth,
+        max_output_bytes: spec.max_output_bytes,
+        ..DecodeLimits::default()
+    })
 }
 
 fn stem(path: &Path) -> String {
-    path.file_stem().and_then(|s| s.to_str()).unwrap_or("policy").to_string()
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("policy")
+        .to_string()
 }
 
 fn invalid(file: &LoadedFile, rule: Option<&str>, message: impl Into<String>) -> PolicyError {
@@ -106,24 +149,44 @@ fn invalid(file: &LoadedFile, rule: Option<&str>, message: impl Into<String>) ->
         Some(l) => PathBuf::from(format!("{}:{l}", file.path.display())),
         None => file.path.clone(),
     };
-    PolicyError::Invalid { file: path, rule: rule.map(str::to_string), message: message.into() }
+    PolicyError::Invalid {
+        file: path,
+        rule: rule.map(str::to_string),
+        message: message.into(),
+    }
 }
 
-fn collect_categories(files: &[LoadedFile]) -> Result<BTreeMap<String, CategoryState>, PolicyError> {
+fn collect_categories(
+    files: &[LoadedFile],
+) -> Result<BTreeMap<String, CategoryState>, PolicyError> {
     let mut out: BTreeMap<String, CategoryState> = BTreeMap::new();
     for file in files {
         if let Some(spec) = &file.file.category {
             if out.contains_key(&spec.id) {
-                return Err(invalid(file, None, format!("category `{}` is defined twice", spec.id)));
+                return Err(invalid(
+                    file,
+                    None,
+                    format!("category `{}` is defined twice", spec.id),
+                ));
             }
-            let state = CategoryState { spec: Some(spec.clone()), enabled: spec.enabled, monitor: spec.monitor, forced_action: None, message: spec.message.clone() };
+            let state = CategoryState {
+                spec: Some(spec.clone()),
+                enabled: spec.enabled,
+                monitor: spec.monitor,
+                forced_action: None,
+                message: spec.message.clone(),
+            };
             out.insert(spec.id.clone(), state);
         }
     }
     if let Some(root) = files.first() {
         for (id, over) in &root.file.categories {
             let Some(state) = out.get_mut(id) else {
-                return Err(invalid(root, None, format!("`categories.{id}`: no included file defines category `{id}`")));
+                return Err(invalid(
+                    root,
+                    None,
+                    format!("`categories.{id}`: no included file defines category `{id}`"),
+                ));
             };
             if let Some(enabled) = over.enabled {
                 state.enabled = enabled;
@@ -151,7 +214,14 @@ struct Builder {
 }
 
 impl Builder {
-    fn add_rule(&mut self, file: &LoadedFile, spec: &RuleSpec, category: Option<String>, state: Option<&CategoryState>, policy_monitor: bool) -> Result<(), PolicyError> {
+    fn add_rule(
+        &mut self,
+        file: &LoadedFile,
+        spec: &RuleSpec,
+        category: Option<String>,
+        state: Option<&CategoryState>,
+        policy_monitor: bool,
+    ) -> Result<(), PolicyError> {
         let rule_index = self.rules.len() as u32;
         let default_forms = spec.forms.clone().unwrap_or_else(|| vec![Form::Normalized]);
         let mut signal_specs = spec.signals.clone();
@@ -170,12 +240,26 @@ impl Builder {
             });
         }
         if signal_specs.is_empty() {
-            return Err(invalid(file, Some(&spec.id), "matches nothing: give it `keywords`, `regex`, `classifier`, `obfuscation` or `signals`"));
+            return Err(invalid(
+                file,
+                Some(&spec.id),
+                "matches nothing: give it `keywords`, `regex`, `classifier`, `obfuscation` or `signals`",
+            ));
         }
         let threshold = spec.threshold.unwrap_or(1.0);
-        let reachable: f32 = signal_specs.iter().map(|s| s.weight.unwrap_or(1.0)).filter(|w| *w > 0.0).sum();
+        let reachable: f32 = signal_specs
+            .iter()
+            .map(|s| s.weight.unwrap_or(1.0))
+            .filter(|w| *w > 0.0)
+            .sum();
         if threshold <= 0.0 || reachable + 1e-6 < threshold {
-            return Err(invalid(file, Some(&spec.id), format!("can never fire: positive signal weights add up to {reachable}, below `threshold: {threshold}`")));
+            return Err(invalid(
+                file,
+                Some(&spec.id),
+                format!(
+                    "can never fire: positive signal weights add up to {reachable}, below `threshold: {threshold}`"
+                ),
+            ));
         }
         let mut signal_ids = Vec::new();
         for signal in &signal_specs {
@@ -185,11 +269,21 @@ impl Builder {
         let (input_action, output_action) = resolve_actions(spec, state);
         let applies_to = spec.applies_to.unwrap_or_default();
         if applies_to.includes(Direction::Output) && output_action == Action::Steer {
-            return Err(invalid(file, Some(&spec.id), "`steer` only applies to input: set an output action such as `block`"));
+            return Err(invalid(
+                file,
+                Some(&spec.id),
+                "`steer` only applies to input: set an output action such as `block`",
+            ));
         }
-        let positional = signal_specs.iter().any(|s| !s.keywords.is_empty() || !s.regex.is_empty());
+        let positional = signal_specs
+            .iter()
+            .any(|s| !s.keywords.is_empty() || !s.regex.is_empty());
         if (input_action == Action::Redact || output_action == Action::Redact) && !positional {
-            return Err(invalid(file, Some(&spec.id), "`redact` needs keywords or regex: a classifier or obfuscation signal has no span to redact"));
+            return Err(invalid(
+                file,
+                Some(&spec.id),
+                "`redact` needs keywords or regex: a classifier or obfuscation signal has no span to redact",
+            ));
         }
         self.rules.push(CompiledRule {
             id: Arc::from(spec.id.as_str()),
@@ -203,41 +297,90 @@ impl Builder {
             input_action,
             output_action,
             severity: spec.severity,
-            message: spec.message.clone().or_else(|| state.and_then(|s| s.message.clone())),
-            monitor: policy_monitor || spec.monitor.unwrap_or(false) || state.is_some_and(|s| s.monitor),
+            message: spec
+                .message
+                .clone()
+                .or_else(|| state.and_then(|s| s.message.clone())),
+            monitor: policy_monitor
+                || spec.monitor.unwrap_or(false)
+                || state.is_some_and(|s| s.monitor),
             file: file.path.clone(),
         });
         Ok(())
     }
 
-    fn add_signal(&mut self, file: &LoadedFile, rule: &RuleSpec, signal: &SignalSpec, rule_index: u32, default_forms: &[Form]) -> Result<u32, PolicyError> {
+    fn add_signal(
+        &mut self,
+        file: &LoadedFile,
+        rule: &RuleSpec,
+        signal: &SignalSpec,
+        rule_index: u32,
+        default_forms: &[Form],
+    ) -> Result<u32, PolicyError> {
         let id = self.signals.len() as u32;
-        let kinds = [!signal.keywords.is_empty() || !signal.regex.is_empty(), signal.classifier.is_some(), !signal.obfuscation.is_empty()];
+        let kinds = [
+            !signal.keywords.is_empty() || !signal.regex.is_empty(),
+            signal.classifier.is_some(),
+            !signal.obfuscation.is_empty(),
+        ];
         if kinds.iter().filter(|k| **k).count() != 1 {
             let name = signal.name.as_deref().unwrap_or("(unnamed)");
-            return Err(invalid(file, Some(&rule.id), format!("signal `{name}` must have exactly one of keywords/regex, classifier, obfuscation")));
+            return Err(invalid(
+                file,
+                Some(&rule.id),
+                format!(
+                    "signal `{name}` must have exactly one of keywords/regex, classifier, obfuscation"
+                ),
+            ));
         }
         let source = if let Some(spec) = &signal.classifier {
             let model = self.load_model(file, rule, &spec.model)?;
             if !(0.0..=1.0).contains(&spec.threshold) {
-                return Err(invalid(file, Some(&rule.id), "classifier threshold must be between 0 and 1"));
+                return Err(invalid(
+                    file,
+                    Some(&rule.id),
+                    "classifier threshold must be between 0 and 1",
+                ));
             }
-            SignalSource::Classifier { model, threshold: spec.threshold, role_thresholds: spec.role_thresholds.iter().map(|(r, t)| (*r, *t)).collect() }
+            SignalSource::Classifier {
+                model,
+                threshold: spec.threshold,
+                role_thresholds: spec.role_thresholds.iter().map(|(r, t)| (*r, *t)).collect(),
+            }
         } else if !signal.obfuscation.is_empty() {
             SignalSource::Obfuscation(signal.obfuscation.clone())
         } else {
-            let forms = signal.forms.clone().unwrap_or_else(|| default_forms.to_vec());
+            let forms = signal
+                .forms
+                .clone()
+                .unwrap_or_else(|| default_forms.to_vec());
             if forms.is_empty() {
                 return Err(invalid(file, Some(&rule.id), "`forms` is empty"));
             }
             self.add_patterns(file, rule, signal, id, &forms)?;
-            SignalSource::Matches { forms, validate: signal.validate }
+            SignalSource::Matches {
+                forms,
+                validate: signal.validate,
+            }
         };
-        self.signals.push(CompiledSignal { rule: rule_index, name: signal.name.clone(), weight: signal.weight.unwrap_or(1.0), required: signal.required, source });
+        self.signals.push(CompiledSignal {
+            rule: rule_index,
+            name: signal.name.clone(),
+            weight: signal.weight.unwrap_or(1.0),
+            required: signal.required,
+            source,
+        });
         Ok(id)
     }
 
-    fn add_patterns(&mut self, file: &LoadedFile, rule: &RuleSpec, signal: &SignalSpec, id: u32, forms: &[Form]) -> Result<(), PolicyError> {
+    fn add_patterns(
+        &mut self,
+        file: &LoadedFile,
+        rule: &RuleSpec,
+        signal: &SignalSpec,
+        id: u32,
+        forms: &[Form],
+    ) -> Result<(), PolicyError> {
         let whole_word = signal.whole_word.unwrap_or(true);
         for keyword in &signal.keywords {
             if keyword.trim().is_empty() {
@@ -248,7 +391,13 @@ impl Builder {
                 if text.is_empty() {
                     continue;
                 }
-                self.tables.keywords.entry(*form).or_default().push((text, KeywordTarget { signal: id, whole_word }));
+                self.tables.keywords.entry(*form).or_default().push((
+                    text,
+                    KeywordTarget {
+                        signal: id,
+                        whole_word,
+                    },
+                ));
             }
         }
         for pattern in &signal.regex {
@@ -260,18 +409,32 @@ impl Builder {
                     pattern: pattern.clone(),
                     message: e.to_string(),
                 })?;
-                self.tables.regexes.entry(*form).or_default().push((pattern.clone(), id));
+                self.tables
+                    .regexes
+                    .entry(*form)
+                    .or_default()
+                    .push((pattern.clone(), id));
             }
         }
         Ok(())
     }
 
-    fn load_model(&mut self, file: &LoadedFile, rule: &RuleSpec, model: &str) -> Result<usize, PolicyError> {
+    fn load_model(
+        &mut self,
+        file: &LoadedFile,
+        rule: &RuleSpec,
+        model: &str,
+    ) -> Result<usize, PolicyError> {
         let path = file.path.parent().unwrap_or(Path::new(".")).join(model);
         if let Some(index) = self.model_index.get(&path) {
             return Ok(*index);
         }
-        let loaded = Model::load(&path).map_err(|e| PolicyError::Classifier { file: file.path.clone(), rule: rule.id.clone(), model: path.clone(), message: e.to_string() })?;
+        let loaded = Model::load(&path).map_err(|e| PolicyError::Classifier {
+            file: file.path.clone(),
+            rule: rule.id.clone(),
+            model: path.clone(),
+            message: e.to_string(),
+        })?;
         self.classifiers.push(Arc::new(loaded));
         let index = self.classifiers.len() - 1;
         self.model_index.insert(path, index);
@@ -280,7 +443,10 @@ impl Builder {
 }
 
 fn has_shorthand(spec: &RuleSpec) -> bool {
-    !spec.keywords.is_empty() || !spec.regex.is_empty() || spec.classifier.is_some() || !spec.obfuscation.is_empty()
+    !spec.keywords.is_empty()
+        || !spec.regex.is_empty()
+        || spec.classifier.is_some()
+        || !spec.obfuscation.is_empty()
 }
 
 /// Root category override beats the rule's own action, which beats the
@@ -291,13 +457,25 @@ fn resolve_actions(spec: &RuleSpec, state: Option<&CategoryState>) -> (Action, A
             .and_then(|s| s.forced_action)
             .and_then(|a| a.for_direction(direction))
             .or_else(|| spec.action.and_then(|a| a.for_direction(direction)))
-            .or_else(|| state.and_then(|s| s.spec.as_ref()).and_then(|c| c.action).and_then(|a| a.for_direction(direction)))
+            .or_else(|| {
+                state
+                    .and_then(|s| s.spec.as_ref())
+                    .and_then(|c| c.action)
+                    .and_then(|a| a.for_direction(direction))
+            })
             .unwrap_or(Action::Block)
     };
     let input = pick(Direction::Input);
     let output = pick(Direction::Output);
     // `steer` is an input-side mode; its output side verifies with `block`.
-    (input, if output == Action::Steer { Action::Block } else { output })
+    (
+        input,
+        if output == Action::Steer {
+            Action::Block
+        } else {
+            output
+        },
+    )
 }
 
 /// A keyword goes through the same transformation as the text it is matched
@@ -310,7 +488,10 @@ fn keyword_in_form(keyword: &str, form: Form) -> String {
     }
 }
 
-fn build_matchers(tables: PatternTables, root: &Path) -> Result<BTreeMap<Form, FormMatchers>, PolicyError> {
+fn build_matchers(
+    tables: PatternTables,
+    root: &Path,
+) -> Result<BTreeMap<Form, FormMatchers>, PolicyError> {
     let mut out = BTreeMap::new();
     for form in [Form::Raw, Form::Normalized, Form::Deobfuscated] {
         let keywords = tables.keywords.get(&form).cloned().unwrap_or_default();
@@ -318,9 +499,17 @@ fn build_matchers(tables: PatternTables, root: &Path) -> Result<BTreeMap<Form, F
         if keywords.is_empty() && regexes.is_empty() {
             continue;
         }
-        let keywords = KeywordMatcher::new(keywords).map_err(|e| PolicyError::Invalid { file: root.to_path_buf(), rule: None, message: e.to_string() })?;
-        let patterns = PatternMatcher::new(regexes, form != Form::Raw)
-            .map_err(|e| PolicyError::Invalid { file: root.to_path_buf(), rule: None, message: format!("regex set: {e}") })?;
+        let keywords = KeywordMatcher::new(keywords).map_err(|e| PolicyError::Invalid {
+            file: root.to_path_buf(),
+            rule: None,
+            message: e.to_string(),
+        })?;
+        let patterns =
+            PatternMatcher::new(regexes, form != Form::Raw).map_err(|e| PolicyError::Invalid {
+                file: root.to_path_buf(),
+                rule: None,
+                message: format!("regex set: {e}"),
+            })?;
         out.insert(form, FormMatchers { keywords, patterns });
     }
     Ok(out)

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::model::{Action, AppliesTo, Form, ObfuscationSign, RefusalMode, Role, Severity, Validator};
+use super::model::{
+    Action, AppliesTo, Form, ObfuscationSign, RefusalMode, Role, Severity, Validator,
+};
 use crate::detect::classifier::Model;
 use crate::detect::decode::DecodeLimits;
 use crate::detect::keywords::KeywordMatcher;
@@ -99,7 +101,11 @@ pub struct CompiledRule {
 impl CompiledRule {
     /// Whether the rule looks at a text of this direction and role.
     pub fn sees(&self, direction: super::Direction, role: Role) -> bool {
-        self.applies_to.includes(direction) && self.roles.as_ref().is_none_or(|roles| roles.contains(&role))
+        self.applies_to.includes(direction)
+            && self
+                .roles
+                .as_ref()
+                .is_none_or(|roles| roles.contains(&role))
     }
 
     /// The rule's action in a direction.

@@ -32,15 +32,30 @@ pub fn load_tree(roots: &[PathBuf]) -> Result<Vec<LoadedFile>, PolicyError> {
     Ok(out)
 }
 
-fn load_one(path: &Path, out: &mut Vec<LoadedFile>, stack: &mut Vec<PathBuf>) -> Result<(), PolicyError> {
-    let canonical = path.canonicalize().map_err(|e| PolicyError::Read { file: path.to_path_buf(), message: e.to_string() })?;
+fn load_one(
+    path: &Path,
+    out: &mut Vec<LoadedFile>,
+    stack: &mut Vec<PathBuf>,
+) -> Result<(), PolicyError> {
+    let canonical = path.canonicalize().map_err(|e| PolicyError::Read {
+        file: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
     if stack.contains(&canonical) {
-        return Err(PolicyError::IncludeCycle { file: path.to_path_buf() });
+        return Err(PolicyError::IncludeCycle {
+            file: path.to_path_buf(),
+        });
     }
-    if out.iter().any(|f: &LoadedFile| f.path.canonicalize().ok().as_ref() == Some(&canonical)) {
+    if out
+        .iter()
+        .any(|f: &LoadedFile| f.path.canonicalize().ok().as_ref() == Some(&canonical))
+    {
         return Ok(()); // included twice through different parents: load once
     }
-    let source = std::fs::read_to_string(path).map_err(|e| PolicyError::Read { file: path.to_path_buf(), message: e.to_string() })?;
+    let source = std::fs::read_to_string(path).map_err(|e| PolicyError::Read {
+        file: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
     let file: PolicyFile = yaml::parse_str(&source, path)?;
     if let Some(version) = file.version
         && version != 1
@@ -52,7 +67,11 @@ fn load_one(path: &Path, out: &mut Vec<LoadedFile>, stack: &mut Vec<PathBuf>) ->
         });
     }
     let includes = file.include.clone();
-    out.push(LoadedFile { path: path.to_path_buf(), file, source });
+    out.push(LoadedFile {
+        path: path.to_path_buf(),
+        file,
+        source,
+    });
     stack.push(canonical);
     let base = path.parent().unwrap_or(Path::new("."));
     for include in includes {
@@ -75,10 +94,15 @@ fn expand_include(target: &Path, from: &Path) -> Result<Vec<PathBuf>, PolicyErro
         }
         return Ok(vec![target.to_path_buf()]);
     }
-    let entries = std::fs::read_dir(target).map_err(|e| PolicyError::Read { file: target.to_path_buf(), message: e.to_string() })?;
+    let entries = std::fs::read_dir(target).map_err(|e| PolicyError::Read {
+        file: target.to_path_buf(),
+        message: e.to_string(),
+    })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml")))
+        .filter(|p| {
+            p.is_file() && matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml"))
+        })
         .collect();
     files.sort();
     Ok(files)
@@ -87,9 +111,13 @@ fn expand_include(target: &Path, from: &Path) -> Result<Vec<PathBuf>, PolicyErro
 /// 1-based line of the first `id: <rule id>` in a file's text, so errors and
 /// `policy test` can point at the rule.
 pub fn line_of_rule(source: &str, rule_id: &str) -> Option<usize> {
-    source.lines().position(|line| {
-        let t = line.trim_start().trim_start_matches("- ").trim();
-        t.strip_prefix("id:").map(|v| v.trim().trim_matches(['"', '\'']) == rule_id).unwrap_or(false)
-    })
-    .map(|i| i + 1)
+    source
+        .lines()
+        .position(|line| {
+            let t = line.trim_start().trim_start_matches("- ").trim();
+            t.strip_prefix("id:")
+                .map(|v| v.trim().trim_matches(['"', '\'']) == rule_id)
+                .unwrap_or(false)
+        })
+        .map(|i| i + 1)
 }

@@ -9,7 +9,9 @@ pub mod model;
 pub use compile::compile;
 pub use compiled::{CompiledCategory, CompiledPolicy, CompiledRule, CompiledSignal, SignalSource};
 pub use load::{LoadedFile, line_of_rule, load_tree};
-pub use model::{Action, AppliesTo, Direction, Form, ObfuscationSign, RefusalMode, Role, Severity, Validator};
+pub use model::{
+    Action, AppliesTo, Direction, Form, ObfuscationSign, RefusalMode, Role, Severity, Validator,
+};
 
 use std::path::{Path, PathBuf};
 

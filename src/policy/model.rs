@@ -177,7 +177,9 @@ impl ActionSpec {
 
 /// What happens when a rule fires. Ordered by strength: the strongest action
 /// of all findings is the decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Record only.
@@ -240,7 +242,9 @@ impl AppliesTo {
     pub fn includes(self, direction: Direction) -> bool {
         matches!(
             (self, direction),
-            (AppliesTo::Both, _) | (AppliesTo::Input, Direction::Input) | (AppliesTo::Output, Direction::Output)
+            (AppliesTo::Both, _)
+                | (AppliesTo::Input, Direction::Input)
+                | (AppliesTo::Output, Direction::Output)
         )
     }
 }
@@ -248,7 +252,9 @@ impl AppliesTo {
 /// Who wrote a piece of text the model reads. Rules can be limited to roles,
 /// because injections inside tool results are phrased differently from a
 /// user's own jailbreak.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// System prompt.
@@ -280,7 +286,9 @@ impl Role {
 }
 
 /// Which textual form of a text a matcher runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Form {
     /// The text as sent (keywords still match case-insensitively).
@@ -292,7 +300,9 @@ pub enum Form {
 }
 
 /// Severity, for operators' dashboards.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Deserialize, Serialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Deserialize, Serialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// Informational.
@@ -481,6 +491,10 @@ fn default_decode_bytes() -> usize {
 
 impl Default for DecodeSpec {
     fn default() -> Self {
-        Self { enabled: true, max_depth: default_depth(), max_output_bytes: default_decode_bytes() }
+        Self {
+            enabled: true,
+            max_depth: default_depth(),
+            max_output_bytes: default_decode_bytes(),
+        }
     }
 }

@@ -34,17 +34,35 @@ impl KeyStore {
     pub fn from_config(config: &Config) -> Result<Self, KeyError> {
         let mut keys = Vec::new();
         for k in &config.auth.api_keys {
-            keys.push((parse_digest(&k.sha256).ok_or_else(|| KeyError::Invalid(format!("`{}`: bad sha256", k.id)))?, KeyIdentity { id: k.id.clone(), policy: k.policy.clone() }));
+            keys.push((
+                parse_digest(&k.sha256)
+                    .ok_or_else(|| KeyError::Invalid(format!("`{}`: bad sha256", k.id)))?,
+                KeyIdentity {
+                    id: k.id.clone(),
+                    policy: k.policy.clone(),
+                },
+            ));
         }
         if let Some(var) = &config.auth.api_keys_env {
-            let value = std::env::var(var).map_err(|_| KeyError::Invalid(format!("environment variable `{var}` is not set")))?;
+            let value = std::env::var(var).map_err(|_| {
+                KeyError::Invalid(format!("environment variable `{var}` is not set"))
+            })?;
             for pair in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                let (id, key) = pair.split_once(':').ok_or_else(|| KeyError::Invalid(format!("`{var}` entries must be `id:key`")))?;
-                keys.push((digest(key), KeyIdentity { id: id.to_string(), policy: None }));
+                let (id, key) = pair.split_once(':').ok_or_else(|| {
+                    KeyError::Invalid(format!("`{var}` entries must be `id:key`"))
+                })?;
+                keys.push((
+                    digest(key),
+                    KeyIdentity {
+                        id: id.to_string(),
+                        policy: None,
+                    },
+                ));
             }
         }
         if let Some(path) = &config.auth.api_keys_file {
-            let text = std::fs::read_to_string(path).map_err(|e| KeyError::Invalid(format!("{}: {e}", path.display())))?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| KeyError::Invalid(format!("{}: {e}", path.display())))?;
             for (n, line) in text.lines().enumerate() {
                 let line = line.trim();
                 if line.is_empty() || line.starts_with('#') {
@@ -52,10 +70,22 @@ impl KeyStore {
                 }
                 let mut parts = line.split(':');
                 let (Some(id), Some(hash)) = (parts.next(), parts.next()) else {
-                    return Err(KeyError::Invalid(format!("{}:{}: expected `id:sha256hex[:policy]`", path.display(), n + 1)));
+                    return Err(KeyError::Invalid(format!(
+                        "{}:{}: expected `id:sha256hex[:policy]`",
+                        path.display(),
+                        n + 1
+                    )));
                 };
-                let d = parse_digest(hash).ok_or_else(|| KeyError::Invalid(format!("{}:{}: bad sha256", path.display(), n + 1)))?;
-                keys.push((d, KeyIdentity { id: id.to_string(), policy: parts.next().map(str::to_string) }));
+                let d = parse_digest(hash).ok_or_else(|| {
+                    KeyError::Invalid(format!("{}:{}: bad sha256", path.display(), n + 1))
+                })?;
+                keys.push((
+                    d,
+                    KeyIdentity {
+                        id: id.to_string(),
+                        policy: parts.next().map(str::to_string),
+                    },
+                ));
             }
         }
         Ok(Self { keys })
@@ -82,7 +112,10 @@ impl KeyStore {
 /// The bearer token of an `Authorization` header value.
 pub fn bearer(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 fn digest(key: &str) -> [u8; 32] {
@@ -105,11 +138,21 @@ mod tests {
     #[test]
     fn identifies_hashed_keys_only() {
         let mut config = Config::builtin_default();
-        let hash: String = Sha256::digest(b"pk-team-a").iter().map(|b| format!("{b:02x}")).collect();
-        config.auth.api_keys.push(crate::config::ApiKeyConfig { id: "team-a".into(), sha256: hash, policy: None });
+        let hash: String = Sha256::digest(b"pk-team-a")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        config.auth.api_keys.push(crate::config::ApiKeyConfig {
+            id: "team-a".into(),
+            sha256: hash,
+            policy: None,
+        });
         let store = KeyStore::from_config(&config).unwrap();
         assert!(store.enabled());
-        assert_eq!(store.identify("pk-team-a").map(|k| k.id.as_str()), Some("team-a"));
+        assert_eq!(
+            store.identify("pk-team-a").map(|k| k.id.as_str()),
+            Some("team-a")
+        );
         assert!(store.identify("pk-team-b").is_none());
         assert!(store.identify("").is_none());
     }

@@ -20,7 +20,11 @@ pub struct JsonBody<T> {
 }
 
 /// Reads and parses a JSON body of at most `limit` bytes.
-pub async fn read_json<T: DeserializeOwned>(headers: &HeaderMap, body: Body, limit: usize) -> Result<JsonBody<T>, ApiError> {
+pub async fn read_json<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<JsonBody<T>, ApiError> {
     check_content_type(headers)?;
     let raw = read_limited(body, limit).await?;
     let value = parse_json(&raw)?;
@@ -31,8 +35,16 @@ pub async fn read_json<T: DeserializeOwned>(headers: &HeaderMap, body: Body, lim
 pub async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     match http_body_util::Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(ApiError::PayloadTooLarge { limit }),
-        Err(err) => Err(ApiError::bad_request(format!("could not read the request body: {err}"))),
+        Err(err)
+            if err
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(ApiError::PayloadTooLarge { limit })
+        }
+        Err(err) => Err(ApiError::bad_request(format!(
+            "could not read the request body: {err}"
+        ))),
     }
 }
 
@@ -41,8 +53,15 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
         return Err(ApiError::UnsupportedMediaType("<missing>".into()));
     };
     let text = value.to_str().unwrap_or("<invalid>");
-    let essence = text.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    if essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")) {
+    let essence = text
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    {
         Ok(())
     } else {
         Err(ApiError::UnsupportedMediaType(text.to_string()))
@@ -52,17 +71,30 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
 /// Parses JSON with the failing key path in the error.
 pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
     if let Err(e) = std::str::from_utf8(raw) {
-        return Err(ApiError::bad_request(format!("request body is not valid UTF-8 (byte {})", e.valid_up_to())));
+        return Err(ApiError::bad_request(format!(
+            "request body is not valid UTF-8 (byte {})",
+            e.valid_up_to()
+        )));
     }
     if raw.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request("request body is empty: expected a JSON object"));
+        return Err(ApiError::bad_request(
+            "request body is empty: expected a JSON object",
+        ));
     }
     let mut deserializer = serde_json::Deserializer::from_slice(raw);
     let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
         let message = inner.to_string();
-        let param = missing_field(&message).map(|f| if path == "." { f.to_string() } else { format!("{path}.{f}") }).or_else(|| (path != ".").then(|| path.clone()));
+        let param = missing_field(&message)
+            .map(|f| {
+                if path == "." {
+                    f.to_string()
+                } else {
+                    format!("{path}.{f}")
+                }
+            })
+            .or_else(|| (path != ".").then(|| path.clone()));
         let message = if inner.is_syntax() || inner.is_eof() {
             format!("request body is not valid JSON: {message}")
         } else {
@@ -73,7 +105,9 @@ pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
         };
         ApiError::BadRequest { message, param }
     })?;
-    deserializer.end().map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))?;
+    deserializer
+        .end()
+        .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))?;
     Ok(value)
 }
 
@@ -96,21 +130,34 @@ mod tests {
 
     #[test]
     fn missing_fields_name_the_param() {
-        let ApiError::BadRequest { param, .. } = err_of(br#"{"messages": []}"#) else { panic!() };
+        let ApiError::BadRequest { param, .. } = err_of(br#"{"messages": []}"#) else {
+            panic!()
+        };
         assert_eq!(param.as_deref(), Some("model"));
-        let ApiError::BadRequest { param, .. } = err_of(br#"{"model": "m"}"#) else { panic!() };
+        let ApiError::BadRequest { param, .. } = err_of(br#"{"model": "m"}"#) else {
+            panic!()
+        };
         assert_eq!(param.as_deref(), Some("messages"));
     }
 
     #[test]
     fn wrong_types_name_the_path() {
-        let ApiError::BadRequest { param, message } = err_of(br#"{"model": "m", "messages": [{"role": 3}]}"#) else { panic!() };
+        let ApiError::BadRequest { param, message } =
+            err_of(br#"{"model": "m", "messages": [{"role": 3}]}"#)
+        else {
+            panic!()
+        };
         assert_eq!(param.as_deref(), Some("messages[0].role"), "{message}");
     }
 
     #[test]
     fn syntax_utf8_and_empty() {
-        for raw in [&b"{\"model\": "[..], &b"\xff\xfe"[..], &b"  "[..], &b"{} trailing"[..]] {
+        for raw in [
+            &b"{\"model\": "[..],
+            &b"\xff\xfe"[..],
+            &b"  "[..],
+            &b"{} trailing"[..],
+        ] {
             assert!(matches!(err_of(raw), ApiError::BadRequest { .. }));
         }
     }

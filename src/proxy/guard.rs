@@ -10,7 +10,10 @@ use crate::engine::{Decision, Finding, Verdict, apply_redactions, evaluate};
 use crate::error::ApiError;
 use crate::openai::extract::{self, Located, Place};
 use crate::openai::refusal::CONTENT_FILTER;
-use crate::openai::types::{ChatMessage, ChatRequest, ChatResponse, CompletionRequest, CompletionResponse, EmbeddingRequest, MessageContent};
+use crate::openai::types::{
+    ChatMessage, ChatRequest, ChatResponse, CompletionRequest, CompletionResponse,
+    EmbeddingRequest, MessageContent,
+};
 use crate::policy::{Action, CompiledPolicy, Direction, Severity};
 use crate::telemetry::audit::CapturedText;
 
@@ -48,10 +51,22 @@ struct Checked {
     texts: Vec<CapturedText>,
 }
 
-fn decide_located(policy: &CompiledPolicy, direction: Direction, located: &[Located<'_>], capture: Capture) -> Checked {
+fn decide_located(
+    policy: &CompiledPolicy,
+    direction: Direction,
+    located: &[Located<'_>],
+    capture: Capture,
+) -> Checked {
     let segments: Vec<_> = located.iter().map(|(s, _)| s.clone()).collect();
     let decision = evaluate(policy, direction, &segments);
-    let texts = if capture.texts { segments.iter().map(|s| CapturedText::of(s, capture.raw)).collect() } else { Vec::new() };
+    let texts = if capture.texts {
+        segments
+            .iter()
+            .map(|s| CapturedText::of(s, capture.raw))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut rewrites = Vec::new();
     if decision.verdict != Verdict::Block && decision.has_redactions() {
         for (index, (segment, place)) in located.iter().enumerate() {
@@ -61,73 +76,173 @@ fn decide_located(policy: &CompiledPolicy, direction: Direction, located: &[Loca
             }
         }
     }
-    Checked { decision, rewrites, texts }
+    Checked {
+        decision,
+        rewrites,
+        texts,
+    }
 }
 
 fn serialize<T: Serialize>(value: &T) -> Result<Bytes, ApiError> {
-    serde_json::to_vec(value).map(Bytes::from).map_err(|e| ApiError::Internal(format!("serialising request: {e}")))
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::Internal(format!("serialising request: {e}")))
 }
 
 /// Input check of a chat request.
-pub fn check_chat_request(policy: &CompiledPolicy, mut request: ChatRequest, raw: Bytes, capture: Capture) -> Result<InputCheck, ApiError> {
-    let Checked { decision, rewrites, texts } = decide_located(policy, Direction::Input, &extract::chat_segments(&request), capture);
+pub fn check_chat_request(
+    policy: &CompiledPolicy,
+    mut request: ChatRequest,
+    raw: Bytes,
+    capture: Capture,
+) -> Result<InputCheck, ApiError> {
+    let Checked {
+        decision,
+        rewrites,
+        texts,
+    } = decide_located(
+        policy,
+        Direction::Input,
+        &extract::chat_segments(&request),
+        capture,
+    );
     if decision.verdict == Verdict::Block {
-        return Ok(InputCheck { decision, texts, forward: None, steered: false });
+        return Ok(InputCheck {
+            decision,
+            texts,
+            forward: None,
+            steered: false,
+        });
     }
     let steered = decision.verdict == Verdict::Steer;
     if rewrites.is_empty() && !steered {
-        return Ok(InputCheck { decision, texts, forward: Some(raw), steered });
+        return Ok(InputCheck {
+            decision,
+            texts,
+            forward: Some(raw),
+            steered,
+        });
     }
     for (place, text) in rewrites {
         extract::rewrite_chat(&mut request, &place, text);
     }
     if steered {
-        request.messages.insert(0, system_message(&policy.steer_message));
+        request
+            .messages
+            .insert(0, system_message(&policy.steer_message));
     }
-    Ok(InputCheck { forward: Some(serialize(&request)?), decision, texts, steered })
+    Ok(InputCheck {
+        forward: Some(serialize(&request)?),
+        decision,
+        texts,
+        steered,
+    })
 }
 
 fn system_message(text: &str) -> ChatMessage {
-    ChatMessage { role: "system".into(), content: Some(MessageContent::Text(text.to_string())), tool_calls: None, extra: Default::default() }
+    ChatMessage {
+        role: "system".into(),
+        content: Some(MessageContent::Text(text.to_string())),
+        tool_calls: None,
+        extra: Default::default(),
+    }
 }
 
 /// Input check of a legacy completion request (`steer` has no system
 /// message to add here, so it is treated as `block`).
-pub fn check_completion_request(policy: &CompiledPolicy, mut request: CompletionRequest, raw: Bytes, capture: Capture) -> Result<InputCheck, ApiError> {
-    let Checked { mut decision, rewrites, texts } = decide_located(policy, Direction::Input, &extract::completion_segments(&request), capture);
+pub fn check_completion_request(
+    policy: &CompiledPolicy,
+    mut request: CompletionRequest,
+    raw: Bytes,
+    capture: Capture,
+) -> Result<InputCheck, ApiError> {
+    let Checked {
+        mut decision,
+        rewrites,
+        texts,
+    } = decide_located(
+        policy,
+        Direction::Input,
+        &extract::completion_segments(&request),
+        capture,
+    );
     if decision.verdict == Verdict::Steer {
         decision.verdict = Verdict::Block;
     }
     if decision.verdict == Verdict::Block {
-        return Ok(InputCheck { decision, texts, forward: None, steered: false });
+        return Ok(InputCheck {
+            decision,
+            texts,
+            forward: None,
+            steered: false,
+        });
     }
     if rewrites.is_empty() {
-        return Ok(InputCheck { decision, texts, forward: Some(raw), steered: false });
+        return Ok(InputCheck {
+            decision,
+            texts,
+            forward: Some(raw),
+            steered: false,
+        });
     }
     if let Some(prompt) = request.prompt.as_mut() {
         for (place, text) in rewrites {
             extract::rewrite_value(prompt, &place, text);
         }
     }
-    Ok(InputCheck { forward: Some(serialize(&request)?), decision, texts, steered: false })
+    Ok(InputCheck {
+        forward: Some(serialize(&request)?),
+        decision,
+        texts,
+        steered: false,
+    })
 }
 
 /// Input check of an embeddings request (`steer` is treated as `block`).
-pub fn check_embedding_request(policy: &CompiledPolicy, mut request: EmbeddingRequest, raw: Bytes, capture: Capture) -> Result<InputCheck, ApiError> {
-    let Checked { mut decision, rewrites, texts } = decide_located(policy, Direction::Input, &extract::embedding_segments(&request), capture);
+pub fn check_embedding_request(
+    policy: &CompiledPolicy,
+    mut request: EmbeddingRequest,
+    raw: Bytes,
+    capture: Capture,
+) -> Result<InputCheck, ApiError> {
+    let Checked {
+        mut decision,
+        rewrites,
+        texts,
+    } = decide_located(
+        policy,
+        Direction::Input,
+        &extract::embedding_segments(&request),
+        capture,
+    );
     if decision.verdict == Verdict::Steer {
         decision.verdict = Verdict::Block;
     }
     if decision.verdict == Verdict::Block {
-        return Ok(InputCheck { decision, texts, forward: None, steered: false });
+        return Ok(InputCheck {
+            decision,
+            texts,
+            forward: None,
+            steered: false,
+        });
     }
     if rewrites.is_empty() {
-        return Ok(InputCheck { decision, texts, forward: Some(raw), steered: false });
+        return Ok(InputCheck {
+            decision,
+            texts,
+            forward: Some(raw),
+            steered: false,
+        });
     }
     for (place, text) in rewrites {
         extract::rewrite_value(&mut request.input, &place, text);
     }
-    Ok(InputCheck { forward: Some(serialize(&request)?), decision, texts, steered: false })
+    Ok(InputCheck {
+        forward: Some(serialize(&request)?),
+        decision,
+        texts,
+        steered: false,
+    })
 }
 
 /// The checked answer: the bytes to send and the output decision.
@@ -147,7 +262,10 @@ fn verify_steer(decision: &mut Decision, steered: bool, message: &str) {
     if !steered || decision.verdict == Verdict::Block {
         return;
     }
-    let declined = decision.findings.iter().any(|f| f.category.as_deref() == Some(REFUSAL_CATEGORY));
+    let declined = decision
+        .findings
+        .iter()
+        .any(|f| f.category.as_deref() == Some(REFUSAL_CATEGORY));
     if !declined {
         decision.findings.push(Finding {
             rule: "steer-not-declined".into(),
@@ -170,49 +288,119 @@ fn verify_steer(decision: &mut Decision, steered: bool, message: &str) {
 
 /// Output check of a chat completion. `steer_message` is the refusal used
 /// when a steered answer complied.
-pub fn check_chat_response(policy: &CompiledPolicy, raw: Bytes, steered: bool, steer_refusal: &str, upstream: &str, capture: Capture) -> Result<OutputCheck, ApiError> {
-    let mut response: ChatResponse = serde_json::from_slice(&raw).map_err(|e| ApiError::UpstreamInvalid { upstream: upstream.to_string(), detail: e.to_string() })?;
-    let Checked { mut decision, rewrites, texts } = decide_located(policy, Direction::Output, &extract::chat_response_segments(&response), capture);
+pub fn check_chat_response(
+    policy: &CompiledPolicy,
+    raw: Bytes,
+    steered: bool,
+    steer_refusal: &str,
+    upstream: &str,
+    capture: Capture,
+) -> Result<OutputCheck, ApiError> {
+    let mut response: ChatResponse =
+        serde_json::from_slice(&raw).map_err(|e| ApiError::UpstreamInvalid {
+            upstream: upstream.to_string(),
+            detail: e.to_string(),
+        })?;
+    let Checked {
+        mut decision,
+        rewrites,
+        texts,
+    } = decide_located(
+        policy,
+        Direction::Output,
+        &extract::chat_response_segments(&response),
+        capture,
+    );
     verify_steer(&mut decision, steered, steer_refusal);
     if decision.verdict == Verdict::Block {
-        let message = decision.message.clone().unwrap_or_else(|| policy.refusal_message.clone());
+        let message = decision
+            .message
+            .clone()
+            .unwrap_or_else(|| policy.refusal_message.clone());
         for choice in &mut response.choices {
             let mut message_out = system_message(&message);
             message_out.role = "assistant".into();
-            message_out.extra.insert("refusal".into(), serde_json::Value::String(message.clone()));
+            message_out
+                .extra
+                .insert("refusal".into(), serde_json::Value::String(message.clone()));
             choice.message = Some(message_out);
             choice.finish_reason = Some(CONTENT_FILTER.into());
         }
-        return Ok(OutputCheck { body: serialize(&response)?, decision, texts });
+        return Ok(OutputCheck {
+            body: serialize(&response)?,
+            decision,
+            texts,
+        });
     }
     if rewrites.is_empty() {
-        return Ok(OutputCheck { body: raw, decision, texts });
+        return Ok(OutputCheck {
+            body: raw,
+            decision,
+            texts,
+        });
     }
     for (place, text) in rewrites {
         extract::rewrite_chat_response(&mut response, &place, text);
     }
-    Ok(OutputCheck { body: serialize(&response)?, decision, texts })
+    Ok(OutputCheck {
+        body: serialize(&response)?,
+        decision,
+        texts,
+    })
 }
 
 /// Output check of a legacy completion.
-pub fn check_completion_response(policy: &CompiledPolicy, raw: Bytes, upstream: &str, capture: Capture) -> Result<OutputCheck, ApiError> {
-    let mut response: CompletionResponse = serde_json::from_slice(&raw).map_err(|e| ApiError::UpstreamInvalid { upstream: upstream.to_string(), detail: e.to_string() })?;
-    let Checked { decision, rewrites, texts } = decide_located(policy, Direction::Output, &extract::completion_response_segments(&response), capture);
+pub fn check_completion_response(
+    policy: &CompiledPolicy,
+    raw: Bytes,
+    upstream: &str,
+    capture: Capture,
+) -> Result<OutputCheck, ApiError> {
+    let mut response: CompletionResponse =
+        serde_json::from_slice(&raw).map_err(|e| ApiError::UpstreamInvalid {
+            upstream: upstream.to_string(),
+            detail: e.to_string(),
+        })?;
+    let Checked {
+        decision,
+        rewrites,
+        texts,
+    } = decide_located(
+        policy,
+        Direction::Output,
+        &extract::completion_response_segments(&response),
+        capture,
+    );
     if decision.verdict == Verdict::Block {
-        let message = decision.message.clone().unwrap_or_else(|| policy.refusal_message.clone());
+        let message = decision
+            .message
+            .clone()
+            .unwrap_or_else(|| policy.refusal_message.clone());
         for choice in &mut response.choices {
             choice.text = Some(message.clone());
             choice.finish_reason = Some(CONTENT_FILTER.into());
         }
-        return Ok(OutputCheck { body: serialize(&response)?, decision, texts });
+        return Ok(OutputCheck {
+            body: serialize(&response)?,
+            decision,
+            texts,
+        });
     }
     if rewrites.is_empty() {
-        return Ok(OutputCheck { body: raw, decision, texts });
+        return Ok(OutputCheck {
+            body: raw,
+            decision,
+            texts,
+        });
     }
     for (place, text) in rewrites {
         extract::rewrite_completion_response(&mut response, &place, text);
     }
-    Ok(OutputCheck { body: serialize(&response)?, decision, texts })
+    Ok(OutputCheck {
+        body: serialize(&response)?,
+        decision,
+        texts,
+    })
 }
 
 /// The verdict and rule list of input and output together, for headers.

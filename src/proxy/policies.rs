@@ -21,7 +21,10 @@ pub struct Policies {
 impl Policies {
     /// Wraps one policy as the default with no named sets.
     pub fn single(policy: CompiledPolicy) -> Self {
-        Self { default: Arc::new(policy), named: BTreeMap::new() }
+        Self {
+            default: Arc::new(policy),
+            named: BTreeMap::new(),
+        }
     }
 
     /// Loads and compiles every policy the configuration names.
@@ -41,12 +44,21 @@ impl Policies {
             owned.rules.iter_mut().for_each(|r| r.monitor = true);
             Arc::new(owned)
         };
-        Self { default: shadow(self.default), named: self.named.into_iter().map(|(k, v)| (k, shadow(v))).collect() }
+        Self {
+            default: shadow(self.default),
+            named: self
+                .named
+                .into_iter()
+                .map(|(k, v)| (k, shadow(v)))
+                .collect(),
+        }
     }
 
     /// The policy called `name`, or the default.
     pub fn get(&self, name: Option<&str>) -> Arc<CompiledPolicy> {
-        name.and_then(|n| self.named.get(n)).cloned().unwrap_or_else(|| self.default.clone())
+        name.and_then(|n| self.named.get(n))
+            .cloned()
+            .unwrap_or_else(|| self.default.clone())
     }
 
     /// Every file the policies were built from, for change detection.

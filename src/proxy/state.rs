@@ -53,14 +53,23 @@ impl ProxyState {
 
     /// Builds the state with a full policy set.
     pub fn with_policies(config: Config, mut policies: Policies) -> Result<Self, StartError> {
-        let upstreams = config.upstreams.iter().map(UpstreamClient::new).collect::<Result<Vec<_>, _>>()?;
+        let upstreams = config
+            .upstreams
+            .iter()
+            .map(UpstreamClient::new)
+            .collect::<Result<Vec<_>, _>>()?;
         let keys = KeyStore::from_config(&config)?;
         let sink = match config.audit.sink.as_deref() {
             None | Some("off") => AuditSink::Off,
             Some("stdout") => AuditSink::Stdout,
             Some(path) => AuditSink::File(path.into()),
         };
-        let audit = AuditLog::open(&sink, config.audit.include_text, config.audit.include_allowed).map_err(StartError::Audit)?;
+        let audit = AuditLog::open(
+            &sink,
+            config.audit.include_text,
+            config.audit.include_allowed,
+        )
+        .map_err(StartError::Audit)?;
         if config.monitor {
             policies = policies.into_monitor();
         }
@@ -72,7 +81,8 @@ impl ProxyState {
             keys: Arc::new(keys),
             metrics: Arc::new(Metrics::new()),
             audit,
-            concurrency: (config_limit > 0).then(|| Arc::new(tokio::sync::Semaphore::new(config_limit))),
+            concurrency: (config_limit > 0)
+                .then(|| Arc::new(tokio::sync::Semaphore::new(config_limit))),
         })
     }
 
@@ -91,14 +101,25 @@ impl ProxyState {
 
     /// The policy for a request. A request keeps the `Arc` it took, so a
     /// reload never changes the rules under a request in flight.
-    pub fn policy_for(&self, key: Option<&KeyIdentity>, model: Option<&str>, route: &str) -> Arc<CompiledPolicy> {
-        let name = self.config.policy_set_for(key.and_then(|k| k.policy.as_deref()), model, route);
+    pub fn policy_for(
+        &self,
+        key: Option<&KeyIdentity>,
+        model: Option<&str>,
+        route: &str,
+    ) -> Arc<CompiledPolicy> {
+        let name = self
+            .config
+            .policy_set_for(key.and_then(|k| k.policy.as_deref()), model, route);
         self.policies().get(name.as_deref())
     }
 
     /// Replaces every policy atomically for new requests.
     pub fn swap_policies(&self, policies: Policies) {
-        let policies = if self.config.monitor { policies.into_monitor() } else { policies };
+        let policies = if self.config.monitor {
+            policies.into_monitor()
+        } else {
+            policies
+        };
         let new = Arc::new(policies);
         match self.policies.write() {
             Ok(mut guard) => *guard = new,

@@ -11,10 +11,24 @@ use crate::error::ApiError;
 
 /// Client headers worth passing on; everything else (cookies, hop-by-hop,
 /// the proxy's own auth) stays here.
-const FORWARDED_REQUEST_HEADERS: &[&str] = &["accept", "openai-organization", "openai-project", "openai-beta", "user-agent", "x-stainless-lang", "x-stainless-package-version", "x-stainless-os", "x-stainless-arch", "x-stainless-runtime", "x-stainless-runtime-version", "x-stainless-retry-count"];
+const FORWARDED_REQUEST_HEADERS: &[&str] = &[
+    "accept",
+    "openai-organization",
+    "openai-project",
+    "openai-beta",
+    "user-agent",
+    "x-stainless-lang",
+    "x-stainless-package-version",
+    "x-stainless-os",
+    "x-stainless-arch",
+    "x-stainless-runtime",
+    "x-stainless-runtime-version",
+    "x-stainless-retry-count",
+];
 
 /// Upstream response headers passed back to the client.
-const FORWARDED_RESPONSE_PREFIXES: &[&str] = &["x-ratelimit-", "openai-", "anthropic-", "x-upstream-"];
+const FORWARDED_RESPONSE_PREFIXES: &[&str] =
+    &["x-ratelimit-", "openai-", "anthropic-", "x-upstream-"];
 
 /// A configured upstream with its pooled client.
 #[derive(Debug, Clone)]
@@ -36,7 +50,12 @@ impl UpstreamClient {
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(90))
             .build()
-            .map_err(|e| ApiError::Internal(format!("cannot build HTTP client for `{}`: {e}", config.name)))?;
+            .map_err(|e| {
+                ApiError::Internal(format!(
+                    "cannot build HTTP client for `{}`: {e}",
+                    config.name
+                ))
+            })?;
         Ok(Self {
             name: config.name.clone(),
             base_url: config.base_url.trim_end_matches('/').to_string(),
@@ -49,7 +68,15 @@ impl UpstreamClient {
     /// Sends a request to `path` (relative to the base URL, e.g. `/chat/completions`).
     /// Non-streamed calls get an overall deadline of the read timeout;
     /// streamed calls only a per-read one.
-    pub async fn send(&self, method: Method, path: &str, body: Option<Bytes>, client_headers: &HeaderMap, forward_client_auth: bool, streaming: bool) -> Result<reqwest::Response, ApiError> {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+        client_headers: &HeaderMap,
+        forward_client_auth: bool,
+        streaming: bool,
+    ) -> Result<reqwest::Response, ApiError> {
         let url = format!("{}{}", self.base_url, path);
         let mut request = self.client.request(method, &url);
         for name in FORWARDED_REQUEST_HEADERS {
@@ -60,13 +87,19 @@ impl UpstreamClient {
         if let Some(id) = client_headers.get("x-request-id") {
             request = request.header("x-request-id", id);
         }
-        request = match (forward_client_auth, client_headers.get("authorization"), &self.api_key) {
+        request = match (
+            forward_client_auth,
+            client_headers.get("authorization"),
+            &self.api_key,
+        ) {
             (true, Some(auth), _) => request.header("authorization", auth),
             (_, _, Some(key)) => request.bearer_auth(key),
             _ => request,
         };
         if let Some(body) = body {
-            request = request.header("content-type", "application/json").body(body);
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
         }
         if !streaming {
             request = request.timeout(self.read_timeout);
@@ -77,21 +110,40 @@ impl UpstreamClient {
     /// Maps a transport error to the client-facing error.
     pub fn transport_error(&self, err: reqwest::Error) -> ApiError {
         if err.is_timeout() {
-            ApiError::UpstreamTimeout { upstream: self.name.clone() }
+            ApiError::UpstreamTimeout {
+                upstream: self.name.clone(),
+            }
         } else if err.is_decode() || err.is_body() {
-            ApiError::UpstreamInvalid { upstream: self.name.clone(), detail: error_chain(&err) }
+            ApiError::UpstreamInvalid {
+                upstream: self.name.clone(),
+                detail: error_chain(&err),
+            }
         } else {
-            ApiError::UpstreamUnavailable { upstream: self.name.clone(), detail: error_chain(&err) }
+            ApiError::UpstreamUnavailable {
+                upstream: self.name.clone(),
+                detail: error_chain(&err),
+            }
         }
     }
 
     /// Reads a whole upstream body, at most `limit` bytes.
-    pub async fn read_body(&self, response: reqwest::Response, limit: usize) -> Result<Bytes, ApiError> {
+    pub async fn read_body(
+        &self,
+        response: reqwest::Response,
+        limit: usize,
+    ) -> Result<Bytes, ApiError> {
         let mut response = response;
         let mut out = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| self.transport_error(e))? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.transport_error(e))?
+        {
             if out.len() + chunk.len() > limit {
-                return Err(ApiError::UpstreamInvalid { upstream: self.name.clone(), detail: format!("response larger than {limit} bytes") });
+                return Err(ApiError::UpstreamInvalid {
+                    upstream: self.name.clone(),
+                    detail: format!("response larger than {limit} bytes"),
+                });
             }
             out.extend_from_slice(&chunk);
         }
@@ -116,7 +168,10 @@ pub fn response_headers(upstream: &reqwest::header::HeaderMap) -> HeaderMap {
     for (name, value) in upstream {
         let n = name.as_str();
         if n == "content-type" || FORWARDED_RESPONSE_PREFIXES.iter().any(|p| n.starts_with(p)) {
-            if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(n.as_bytes()), HeaderValue::from_bytes(value.as_bytes())) {
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(n.as_bytes()),
+                HeaderValue::from_bytes(value.as_bytes()),
+            ) {
                 out.insert(name, value);
             }
         }

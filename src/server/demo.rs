@@ -43,21 +43,33 @@ pub fn answer(prompt: &str) -> String {
     let lower = prompt.to_lowercase();
     if lower.contains("demo secret") {
         // Shows output redaction: the proxy's policy redacts this key.
-        return format!("{DEMO_LABEL} The demo secret is sk-demoDEMOdemoDEMOdemoDEMOdemo1234 (a fake key).");
+        return format!(
+            "{DEMO_LABEL} The demo secret is sk-demoDEMOdemoDEMOdemoDEMOdemo1234 (a fake key)."
+        );
     }
     let shown: String = prompt.chars().take(200).collect();
-    format!("{DEMO_LABEL} I am a stand-in model that only echoes. You asked: \"{shown}\". Point Palisade at a real model to get real answers.")
+    format!(
+        "{DEMO_LABEL} I am a stand-in model that only echoes. You asked: \"{shown}\". Point Palisade at a real model to get real answers."
+    )
 }
 
 fn last_user_text(body: &Value) -> String {
-    let Some(messages) = body.get("messages").and_then(Value::as_array) else { return String::new() };
+    let Some(messages) = body.get("messages").and_then(Value::as_array) else {
+        return String::new();
+    };
     messages
         .iter()
         .rev()
         .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
         .and_then(|m| match m.get("content") {
             Some(Value::String(s)) => Some(s.clone()),
-            Some(Value::Array(parts)) => Some(parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join(" ")),
+            Some(Value::Array(parts)) => Some(
+                parts
+                    .iter()
+                    .filter_map(|p| p.get("text").and_then(Value::as_str))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
             _ => None,
         })
         .unwrap_or_default()
@@ -65,7 +77,11 @@ fn last_user_text(body: &Value) -> String {
 
 async fn chat(axum::Json(body): axum::Json<Value>) -> Response {
     let text = answer(&last_user_text(&body));
-    let model = body.get("model").and_then(Value::as_str).unwrap_or(DEMO_MODEL).to_string();
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or(DEMO_MODEL)
+        .to_string();
     if body.get("stream").and_then(Value::as_bool) == Some(true) {
         return sse(chat_chunks(&model, &text));
     }
@@ -97,20 +113,35 @@ fn chat_chunks(model: &str, text: &str) -> Vec<String> {
 }
 
 fn sse(events: Vec<String>) -> Response {
-    let body: String = events.iter().map(|e| format!("data: {e}\n\n")).chain(std::iter::once("data: [DONE]\n\n".to_string())).collect();
+    let body: String = events
+        .iter()
+        .map(|e| format!("data: {e}\n\n"))
+        .chain(std::iter::once("data: [DONE]\n\n".to_string()))
+        .collect();
     let mut response = Response::new(Body::from(body));
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     response
 }
 
 async fn completion(axum::Json(body): axum::Json<Value>) -> Response {
     let prompt = match body.get("prompt") {
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(" "),
         _ => String::new(),
     };
     let text = answer(&prompt);
-    let model = body.get("model").and_then(Value::as_str).unwrap_or(DEMO_MODEL).to_string();
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or(DEMO_MODEL)
+        .to_string();
     if body.get("stream").and_then(Value::as_bool) == Some(true) {
         let events = text
             .split_inclusive(' ')
@@ -128,7 +159,14 @@ async fn completion(axum::Json(body): axum::Json<Value>) -> Response {
 async fn embeddings(axum::Json(body): axum::Json<Value>) -> Response {
     let inputs: Vec<String> = match body.get("input") {
         Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(items)) => items.iter().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string())
+            })
+            .collect(),
         _ => Vec::new(),
     };
     let data: Vec<Value> = inputs.iter().enumerate().map(|(i, text)| json!({"object": "embedding", "index": i, "embedding": pseudo_embedding(text)})).collect();

@@ -41,7 +41,10 @@ pub fn app(state: ProxyState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(TraceLayer::new_for_http())
         .layer(middleware::from_fn_with_state(state.clone(), shed_load))
-        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
         .layer(middleware::from_fn(request_id))
         .with_state(state)
 }
@@ -63,13 +66,27 @@ async fn readyz(State(state): State<ProxyState>) -> Response {
 /// Prometheus exposition.
 async fn metrics(State(state): State<ProxyState>) -> Response {
     let mut response = state.metrics.encode().into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
     response
 }
 
 /// Default-deny authentication with proxy API keys (off when none are configured).
-async fn authenticate(State(state): State<ProxyState>, mut request: Request, next: Next) -> Response {
-    if !state.keys.enabled() || state.config.auth.open_paths.iter().any(|p| p == request.uri().path()) {
+async fn authenticate(
+    State(state): State<ProxyState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if !state.keys.enabled()
+        || state
+            .config
+            .auth
+            .open_paths
+            .iter()
+            .any(|p| p == request.uri().path())
+    {
         return next.run(request).await;
     }
     let identity = request
@@ -111,11 +128,24 @@ async fn shed_load(State(state): State<ProxyState>, request: Request, next: Next
 /// Counts requests by route and status.
 async fn count_requests(State(state): State<ProxyState>, request: Request, next: Next) -> Response {
     let route = match request.uri().path() {
-        p @ ("/v1/chat/completions" | "/v1/completions" | "/v1/embeddings" | "/v1/models" | "/healthz" | "/readyz" | "/metrics") => p.to_string(),
+        p @ ("/v1/chat/completions"
+        | "/v1/completions"
+        | "/v1/embeddings"
+        | "/v1/models"
+        | "/healthz"
+        | "/readyz"
+        | "/metrics") => p.to_string(),
         _ => "other".to_string(),
     };
     let response = next.run(request).await;
-    state.metrics.requests.get_or_create(&RequestLabels { route, status: response.status().as_u16() }).inc();
+    state
+        .metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            route,
+            status: response.status().as_u16(),
+        })
+        .inc();
     response
 }
 
@@ -143,14 +173,20 @@ async fn request_id(mut request: Request, next: Next) -> Response {
 /// Serves `state` on `listener` until `shutdown` resolves. Then it stops
 /// accepting, lets requests and streams in flight finish for up to
 /// `shutdown_grace_secs`, and returns.
-pub async fn serve(listener: tokio::net::TcpListener, state: ProxyState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: ProxyState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let grace = Duration::from_secs(state.config.shutdown_grace_secs);
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         shutdown.await;
         let _ = signalled_tx.send(());
     };
-    let server = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).into_future();
+    let server = axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .into_future();
     tokio::pin!(server);
     tokio::select! {
         result = &mut server => return result,
@@ -159,7 +195,10 @@ pub async fn serve(listener: tokio::net::TcpListener, state: ProxyState, shutdow
     match tokio::time::timeout(grace, server).await {
         Ok(result) => result,
         Err(_) => {
-            tracing::warn!(grace_secs = grace.as_secs(), "shutdown deadline reached; closing remaining connections");
+            tracing::warn!(
+                grace_secs = grace.as_secs(),
+                "shutdown deadline reached; closing remaining connections"
+            );
             Ok(())
         }
     }

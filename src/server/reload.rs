@@ -29,7 +29,12 @@ pub fn fingerprint(files: &[PathBuf]) -> u64 {
     }
     for folder in folders {
         let mut names: Vec<String> = std::fs::read_dir(folder)
-            .map(|entries| entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default();
         names.sort();
         names.hash(&mut hasher);
@@ -68,7 +73,9 @@ pub fn spawn_watchers(state: ProxyState) {
     {
         let state = state.clone();
         tokio::spawn(async move {
-            let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
                 tracing::warn!("cannot listen for SIGHUP; reload on signal is off");
                 return;
             };
@@ -89,7 +96,9 @@ pub fn spawn_watchers(state: ProxyState) {
         loop {
             ticker.tick().await;
             let files = state.policies().files();
-            let now = tokio::task::spawn_blocking(move || fingerprint(&files)).await.unwrap_or(last);
+            let now = tokio::task::spawn_blocking(move || fingerprint(&files))
+                .await
+                .unwrap_or(last);
             if now != last {
                 tracing::info!("policy files changed: reloading");
                 reload_now(&state).await;

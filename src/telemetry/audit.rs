@@ -94,26 +94,56 @@ pub struct CapturedText {
 impl CapturedText {
     /// Captures a segment.
     pub fn of(segment: &Segment<'_>, keep_text: bool) -> Self {
-        Self { location: segment.location.clone(), length: segment.text.len(), sha256: sha256_hex(&segment.text), text: keep_text.then(|| segment.text.to_string()) }
+        Self {
+            location: segment.location.clone(),
+            length: segment.text.len(),
+            sha256: sha256_hex(&segment.text),
+            text: keep_text.then(|| segment.text.to_string()),
+        }
     }
 }
 
 impl AuditLog {
     /// Opens the sink and starts the writer thread.
-    pub fn open(sink: &AuditSink, include_text: bool, include_allowed: bool) -> std::io::Result<Self> {
+    pub fn open(
+        sink: &AuditSink,
+        include_text: bool,
+        include_allowed: bool,
+    ) -> std::io::Result<Self> {
         let writer: Box<dyn Write + Send> = match sink {
-            AuditSink::Off => return Ok(Self { sender: None, include_text, include_allowed }),
+            AuditSink::Off => {
+                return Ok(Self {
+                    sender: None,
+                    include_text,
+                    include_allowed,
+                });
+            }
             AuditSink::Stdout => Box::new(std::io::stdout()),
-            AuditSink::File(path) => Box::new(std::fs::OpenOptions::new().create(true).append(true).open(path)?),
+            AuditSink::File(path) => Box::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?,
+            ),
         };
         let (sender, receiver) = sync_channel(QUEUE);
-        std::thread::Builder::new().name("palisade-audit".into()).spawn(move || write_loop(receiver, writer))?;
-        Ok(Self { sender: Some(sender), include_text, include_allowed })
+        std::thread::Builder::new()
+            .name("palisade-audit".into())
+            .spawn(move || write_loop(receiver, writer))?;
+        Ok(Self {
+            sender: Some(sender),
+            include_text,
+            include_allowed,
+        })
     }
 
     /// An audit log that records nothing.
     pub fn off() -> Self {
-        Self { sender: None, include_text: false, include_allowed: false }
+        Self {
+            sender: None,
+            include_text: false,
+            include_allowed: false,
+        }
     }
 
     /// Whether records are written at all (callers skip capturing texts otherwise).
@@ -127,13 +157,22 @@ impl AuditLog {
     }
 
     /// Records one decision about the captured texts.
-    pub fn record(&self, ctx: &AuditContext<'_>, direction: Direction, decision: &Decision, texts: &[CapturedText]) {
+    pub fn record(
+        &self,
+        ctx: &AuditContext<'_>,
+        direction: Direction,
+        decision: &Decision,
+        texts: &[CapturedText],
+    ) {
         let Some(sender) = &self.sender else { return };
         if decision.verdict == Verdict::Allow && !self.include_allowed {
             return;
         }
         let record = Record {
-            time_unix_ms: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0),
+            time_unix_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0),
             request_id: ctx.request_id,
             key_id: ctx.key_id,
             policy: ctx.policy,
@@ -157,11 +196,15 @@ impl AuditLog {
                 .collect(),
             texts,
         };
-        let Ok(line) = serde_json::to_string(&record) else { return };
+        let Ok(line) = serde_json::to_string(&record) else {
+            return;
+        };
         match sender.try_send(line) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => tracing::warn!("audit queue full; record dropped"),
-            Err(TrySendError::Disconnected(_)) => tracing::error!("audit writer stopped; record dropped"),
+            Err(TrySendError::Disconnected(_)) => {
+                tracing::error!("audit writer stopped; record dropped")
+            }
         }
     }
 }
@@ -173,7 +216,10 @@ fn sha256_hex(text: &str) -> String {
 
 fn write_loop(receiver: Receiver<String>, mut writer: Box<dyn Write + Send>) {
     while let Ok(line) = receiver.recv() {
-        if writeln!(writer, "{line}").and_then(|()| writer.flush()).is_err() {
+        if writeln!(writer, "{line}")
+            .and_then(|()| writer.flush())
+            .is_err()
+        {
             tracing::error!("cannot write the audit log");
         }
     }
@@ -189,8 +235,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.jsonl");
         let log = AuditLog::open(&AuditSink::File(path.clone()), false, true).unwrap();
-        let texts = [CapturedText::of(&Segment::new(Role::User, "messages[0].content", "secret words"), false)];
-        let ctx = AuditContext { request_id: "r1", key_id: Some("team-a"), policy: "default", route: "/v1/chat/completions", monitor: false };
+        let texts = [CapturedText::of(
+            &Segment::new(Role::User, "messages[0].content", "secret words"),
+            false,
+        )];
+        let ctx = AuditContext {
+            request_id: "r1",
+            key_id: Some("team-a"),
+            policy: "default",
+            route: "/v1/chat/completions",
+            monitor: false,
+        };
         log.record(&ctx, Direction::Input, &Decision::allow(), &texts);
         drop(log);
         let mut text = String::new();

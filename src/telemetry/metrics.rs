@@ -86,22 +86,66 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("palisade");
         let requests = Family::<RequestLabels, Counter>::default();
-        registry.register("requests", "Requests by route and HTTP status", requests.clone());
+        registry.register(
+            "requests",
+            "Requests by route and HTTP status",
+            requests.clone(),
+        );
         let decisions = Family::<DecisionLabels, Counter>::default();
-        registry.register("decisions", "Rules fired, by policy, rule, category, action, direction and mode", decisions.clone());
-        let scan_seconds = Family::<DirectionLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.000_01, 2.5, 14)));
-        registry.register("scan_seconds", "Time spent in detectors per request and direction", scan_seconds.clone());
+        registry.register(
+            "decisions",
+            "Rules fired, by policy, rule, category, action, direction and mode",
+            decisions.clone(),
+        );
+        let scan_seconds = Family::<DirectionLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.000_01, 2.5, 14))
+        });
+        registry.register(
+            "scan_seconds",
+            "Time spent in detectors per request and direction",
+            scan_seconds.clone(),
+        );
         let upstream_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
-        registry.register("upstream_seconds", "Time until the upstream answered (headers)", upstream_seconds.clone());
+        registry.register(
+            "upstream_seconds",
+            "Time until the upstream answered (headers)",
+            upstream_seconds.clone(),
+        );
         let stream_cuts = Family::<ReasonLabels, Counter>::default();
-        registry.register("stream_cuts", "Streams ended early by the guard", stream_cuts.clone());
+        registry.register(
+            "stream_cuts",
+            "Streams ended early by the guard",
+            stream_cuts.clone(),
+        );
         let reloads = Family::<ResultLabels, Counter>::default();
-        registry.register("policy_reloads", "Policy reloads by result", reloads.clone());
+        registry.register(
+            "policy_reloads",
+            "Policy reloads by result",
+            reloads.clone(),
+        );
         let fail_open = Counter::default();
-        registry.register("fail_open", "Requests forwarded unscanned after an internal error (fail_mode: open)", fail_open.clone());
+        registry.register(
+            "fail_open",
+            "Requests forwarded unscanned after an internal error (fail_mode: open)",
+            fail_open.clone(),
+        );
         let fail_closed = Counter::default();
-        registry.register("fail_closed", "Requests refused after an internal error (fail_mode: closed)", fail_closed.clone());
-        Self { registry, requests, decisions, scan_seconds, upstream_seconds, stream_cuts, reloads, fail_open, fail_closed }
+        registry.register(
+            "fail_closed",
+            "Requests refused after an internal error (fail_mode: closed)",
+            fail_closed.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            decisions,
+            scan_seconds,
+            upstream_seconds,
+            stream_cuts,
+            reloads,
+            fail_open,
+            fail_closed,
+        }
     }
 
     /// The OpenMetrics text exposition.
@@ -115,7 +159,11 @@ impl Metrics {
 
     /// Counts a reload.
     pub fn reload(&self, ok: bool) {
-        self.reloads.get_or_create(&ResultLabels { result: if ok { "ok" } else { "failed" }.into() }).inc();
+        self.reloads
+            .get_or_create(&ResultLabels {
+                result: if ok { "ok" } else { "failed" }.into(),
+            })
+            .inc();
     }
 }
 
@@ -126,11 +174,24 @@ mod tests {
     #[test]
     fn exposition_contains_registered_metrics() {
         let m = Metrics::new();
-        m.requests.get_or_create(&RequestLabels { route: "/v1/chat/completions".into(), status: 200 }).inc();
+        m.requests
+            .get_or_create(&RequestLabels {
+                route: "/v1/chat/completions".into(),
+                status: 200,
+            })
+            .inc();
         m.reload(false);
         let text = m.encode();
-        assert!(text.contains("palisade_requests_total{route=\"/v1/chat/completions\",status=\"200\"} 1"), "{text}");
-        assert!(text.contains("palisade_policy_reloads_total{result=\"failed\"} 1"), "{text}");
+        assert!(
+            text.contains(
+                "palisade_requests_total{route=\"/v1/chat/completions\",status=\"200\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("palisade_policy_reloads_total{result=\"failed\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("# EOF"));
     }
 }
