@@ -78,4 +78,3 @@ fn env_overrides_replace_default_upstream() {
     assert_eq!(config.upstreams[1].api_key.as_deref(), Some("sk-test"));
     assert_eq!(config.upstreams[0].api_key, None);
 }
-

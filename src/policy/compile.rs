@@ -9,6 +9,7 @@ use std::sync::Arc;
 use super::PolicyError;
 use super::compiled::{
     CompiledCategory, CompiledPolicy, CompiledRule, CompiledSignal, FormMatchers, SignalSource,
+    StreamSettings,
 };
 use super::load::{LoadedFile, line_of_rule};
 use super::model::{
@@ -86,6 +87,13 @@ pub fn compile(files: &[LoadedFile]) -> Result<CompiledPolicy, PolicyError> {
     } = builder;
     let mut model_files: Vec<PathBuf> = model_index.into_keys().collect();
     model_files.sort();
+    let longest_keyword = tables
+        .keywords
+        .values()
+        .flatten()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
     let matchers = build_matchers(tables, &root.path)?;
     let root_spec = &root.file;
     Ok(CompiledPolicy {
@@ -106,6 +114,12 @@ pub fn compile(files: &[LoadedFile]) -> Result<CompiledPolicy, PolicyError> {
             .map(|s| s.system_message.clone())
             .unwrap_or_else(|| DEFAULT_STEER.to_string()),
         decode: decode_limits(root_spec.decode.clone().unwrap_or_default()),
+        stream: stream_settings(
+            root,
+            root_spec.stream.clone().unwrap_or_default(),
+            &rules,
+            &longest_keyword,
+        )?,
         rules,
         signals,
         categories: categories
@@ -133,6 +147,45 @@ fn decode_limits(spec: super::model::DecodeSpec) -> Option<DecodeLimits> {
         max_depth: spec.max_depth,
         max_output_bytes: spec.max_output_bytes,
         ..DecodeLimits::default()
+    })
+}
+
+/// Smallest default hold-back: enough right context for the phrase-level
+/// rules without delaying the first token noticeably.
+const DEFAULT_HOLDBACK_CHARS: usize = 256;
+const DEFAULT_STREAM_BUFFER: usize = 1 << 20;
+
+/// Resolves `stream:`; a hold-back shorter than a keyword could let that
+/// keyword through split across chunks, so it is refused.
+fn stream_settings(
+    root: &LoadedFile,
+    spec: super::model::StreamSpec,
+    rules: &[CompiledRule],
+    longest_keyword: &usize,
+) -> Result<StreamSettings, PolicyError> {
+    let longest_window = rules.iter().filter_map(|r| r.window).max().unwrap_or(0);
+    let needed = (*longest_keyword).max(1);
+    let holdback_chars = match spec.holdback_chars {
+        Some(n) if n < needed => {
+            return Err(invalid(
+                root,
+                None,
+                format!(
+                    "stream.holdback_chars is {n}, shorter than the longest keyword ({needed} characters): \
+                     a keyword split across chunks could reach the client"
+                ),
+            ));
+        }
+        Some(n) => n,
+        None => DEFAULT_HOLDBACK_CHARS.max(longest_window).max(needed),
+    };
+    Ok(StreamSettings {
+        mode: spec.mode,
+        holdback_chars,
+        buffer_max_bytes: spec
+            .buffer_max_bytes
+            .unwrap_or(DEFAULT_STREAM_BUFFER)
+            .max(1),
     })
 }
 

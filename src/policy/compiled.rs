@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::model::{
-    Action, AppliesTo, Form, ObfuscationSign, RefusalMode, Role, Severity, Validator,
+    Action, AppliesTo, Form, ObfuscationSign, RefusalMode, Role, Severity, StreamMode, Validator,
 };
 use crate::detect::classifier::Model;
 use crate::detect::decode::DecodeLimits;
@@ -25,6 +25,8 @@ pub struct CompiledPolicy {
     pub refusal_message: String,
     /// Safety system message for `steer`.
     pub steer_message: String,
+    /// Streaming moderation settings.
+    pub stream: StreamSettings,
     /// Decoding limits, `None` when decoding is off.
     pub decode: Option<DecodeLimits>,
     /// All enabled rules.
@@ -41,6 +43,17 @@ pub struct CompiledPolicy {
     pub files: Vec<PathBuf>,
     /// Classifier model files it loaded (also watched for reloads).
     pub model_files: Vec<PathBuf>,
+}
+
+/// Streaming moderation, resolved from the policy's `stream` section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamSettings {
+    /// Strategy.
+    pub mode: StreamMode,
+    /// Characters held back in `window` mode.
+    pub holdback_chars: usize,
+    /// Cap of `buffer` mode, bytes.
+    pub buffer_max_bytes: usize,
 }
 
 /// The matchers of one text form.

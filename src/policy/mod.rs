@@ -7,10 +7,13 @@ mod load;
 pub mod model;
 
 pub use compile::compile;
-pub use compiled::{CompiledCategory, CompiledPolicy, CompiledRule, CompiledSignal, SignalSource};
+pub use compiled::{
+    CompiledCategory, CompiledPolicy, CompiledRule, CompiledSignal, SignalSource, StreamSettings,
+};
 pub use load::{LoadedFile, line_of_rule, load_tree};
 pub use model::{
-    Action, AppliesTo, Direction, Form, ObfuscationSign, RefusalMode, Role, Severity, Validator,
+    Action, AppliesTo, Direction, Form, ObfuscationSign, RefusalMode, Role, Severity, StreamMode,
+    Validator,
 };
 
 use std::path::{Path, PathBuf};

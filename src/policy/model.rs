@@ -37,6 +37,9 @@ pub struct PolicyFile {
     /// Shadow mode for the whole policy (root file only).
     #[serde(default)]
     pub monitor: bool,
+    /// How streamed answers are moderated (root file only).
+    #[serde(default)]
+    pub stream: Option<StreamSpec>,
     /// Makes this file a category file: its rules inherit the category.
     #[serde(default)]
     pub category: Option<CategorySpec>,
@@ -84,6 +87,38 @@ pub struct DecodeSpec {
     /// Total decoded bytes per text; decode bombs stop here.
     #[serde(default = "default_decode_bytes")]
     pub max_output_bytes: usize,
+}
+
+/// How a streamed answer is held back while the output rules read it.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StreamSpec {
+    /// `window` (default), `buffer` or `passthrough`.
+    #[serde(default)]
+    pub mode: StreamMode,
+    /// `window` mode: characters kept back until the rules have seen them with
+    /// this much text after them. At least the longest keyword and rule
+    /// `window`; default 256 or the longest rule window, whichever is larger.
+    #[serde(default)]
+    pub holdback_chars: Option<usize>,
+    /// `buffer` mode: largest answer held (bytes); a longer answer ends the
+    /// stream with an error event (fail closed). Default 1 MiB.
+    #[serde(default)]
+    pub buffer_max_bytes: Option<usize>,
+}
+
+/// Streaming moderation strategy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamMode {
+    /// Release text once the rules have seen it with `holdback_chars` of
+    /// right context: low latency, linear cost, nothing forbidden leaks.
+    #[default]
+    Window,
+    /// Release nothing until the whole answer was checked.
+    Buffer,
+    /// No output checks on streams (headers, metrics and audit say so).
+    Passthrough,
 }
 
 /// The `steer` settings of the root policy.

@@ -25,7 +25,7 @@ use crate::openai::refusal;
 use crate::openai::types::{ChatRequest, CompletionRequest, EmbeddingRequest};
 use crate::policy::{CompiledPolicy, Direction, RefusalMode};
 use crate::telemetry::audit::{AuditContext, CapturedText};
-use crate::telemetry::metrics::{DecisionLabels, DirectionLabels};
+use crate::telemetry::metrics::{DecisionLabels, DirectionLabels, ReasonLabels};
 
 /// Largest upstream body read for a non-streamed answer.
 pub const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
@@ -43,6 +43,7 @@ pub enum Endpoint {
 
 /// Per-request facts every step needs: the policy it started with, the
 /// caller's key, its id and route.
+#[derive(Clone)]
 pub struct RequestContext {
     /// The policy for this request (kept even if a reload happens meanwhile).
     pub policy: Arc<CompiledPolicy>,
@@ -341,7 +342,17 @@ async fn forward_checked(
     let upstream_headers = response_headers(response.headers());
     if streaming || endpoint == Endpoint::Embedding {
         let mut out = if streaming {
-            stream::forward(response, policy, endpoint, check.steered)
+            let guard = stream::StreamGuard::new(
+                Arc::clone(policy),
+                endpoint,
+                check.steered,
+                check
+                    .decision
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| policy.refusal_message.clone()),
+            );
+            stream::moderate(response, guard, stream_outcome_recorder(state, ctx))
         } else {
             let raw = upstream.read_body(response, MAX_UPSTREAM_BODY).await?;
             json_response(StatusCode::OK, upstream_headers, raw)
@@ -384,6 +395,24 @@ async fn forward_checked(
     decorate(&mut out, verdict, &rules);
     mark(&mut out, policy, monitor, fail_open);
     Ok(out)
+}
+
+/// Records a finished stream's output decision in the audit log and metrics.
+fn stream_outcome_recorder(state: &ProxyState, ctx: &RequestContext) -> stream::OnEnd {
+    let state = state.clone();
+    let ctx = ctx.clone();
+    Box::new(move |decision, cut| {
+        ctx.audit(&state, Direction::Output, decision, &[]);
+        if let Some(cut) = cut {
+            state
+                .metrics
+                .stream_cuts
+                .get_or_create(&ReasonLabels {
+                    reason: cut.reason.to_string(),
+                })
+                .inc();
+        }
+    })
 }
 
 /// Adds the policy name, what monitor-mode rules would have done, and

@@ -6,6 +6,7 @@ pub mod body;
 pub mod guard;
 pub mod handlers;
 pub mod policies;
+pub mod sse;
 pub mod state;
 pub mod stream;
 pub mod upstream;
