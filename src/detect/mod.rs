@@ -5,6 +5,7 @@
 pub mod classifier;
 pub mod decode;
 pub mod keywords;
+pub mod leak;
 pub mod normalize;
 pub mod patterns;
 pub mod validators;

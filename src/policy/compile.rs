@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use super::PolicyError;
 use super::compiled::{
-    CompiledCategory, CompiledPolicy, CompiledRule, CompiledSignal, FormMatchers, SignalSource,
-    StreamSettings,
+    CompiledCategory, CompiledPolicy, CompiledRule, CompiledSignal, FormMatchers, LeakSettings,
+    SignalSource, StreamSettings,
 };
 use super::load::{LoadedFile, line_of_rule};
 use super::model::{
@@ -120,6 +120,15 @@ pub fn compile(files: &[LoadedFile]) -> Result<CompiledPolicy, PolicyError> {
             &rules,
             &longest_keyword,
         )?,
+        leak: root_spec
+            .leak
+            .clone()
+            .map(|l| LeakSettings {
+                canary: l.canary,
+                verbatim_words: l.verbatim_words,
+                message: l.message,
+            })
+            .unwrap_or_default(),
         rules,
         signals,
         categories: categories

@@ -27,6 +27,8 @@ pub struct CompiledPolicy {
     pub steer_message: String,
     /// Streaming moderation settings.
     pub stream: StreamSettings,
+    /// System-prompt leak protection.
+    pub leak: LeakSettings,
     /// Decoding limits, `None` when decoding is off.
     pub decode: Option<DecodeLimits>,
     /// All enabled rules.
@@ -43,6 +45,24 @@ pub struct CompiledPolicy {
     pub files: Vec<PathBuf>,
     /// Classifier model files it loaded (also watched for reloads).
     pub model_files: Vec<PathBuf>,
+}
+
+/// System-prompt leak protection, from the policy's `leak` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeakSettings {
+    /// Plant and watch for a canary token.
+    pub canary: bool,
+    /// Verbatim run length in words (0 = off).
+    pub verbatim_words: usize,
+    /// Refusal text for leaks.
+    pub message: Option<String>,
+}
+
+impl LeakSettings {
+    /// Any leak check is on.
+    pub fn enabled(&self) -> bool {
+        self.canary || self.verbatim_words > 0
+    }
 }
 
 /// Streaming moderation, resolved from the policy's `stream` section.

@@ -8,7 +8,8 @@ pub mod model;
 
 pub use compile::compile;
 pub use compiled::{
-    CompiledCategory, CompiledPolicy, CompiledRule, CompiledSignal, SignalSource, StreamSettings,
+    CompiledCategory, CompiledPolicy, CompiledRule, CompiledSignal, LeakSettings, SignalSource,
+    StreamSettings,
 };
 pub use load::{LoadedFile, line_of_rule, load_tree};
 pub use model::{

@@ -40,6 +40,9 @@ pub struct PolicyFile {
     /// How streamed answers are moderated (root file only).
     #[serde(default)]
     pub stream: Option<StreamSpec>,
+    /// System-prompt leak protection (root file only).
+    #[serde(default)]
+    pub leak: Option<LeakSpec>,
     /// Makes this file a category file: its rules inherit the category.
     #[serde(default)]
     pub category: Option<CategorySpec>,
@@ -105,6 +108,26 @@ pub struct StreamSpec {
     /// stream with an error event (fail closed). Default 1 MiB.
     #[serde(default)]
     pub buffer_max_bytes: Option<usize>,
+}
+
+/// System-prompt leak protection: answers that repeat the system prompt
+/// are blocked (also inside streams).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LeakSpec {
+    /// Plant a random canary token at the end of the first system (or
+    /// developer) message of each chat request; an answer containing it,
+    /// however spaced or disguised, is a leak.
+    #[serde(default)]
+    pub canary: bool,
+    /// Block answers that copy this many consecutive words of the system
+    /// prompt (0 = off). Leave off when system prompts carry documents the
+    /// model is meant to quote.
+    #[serde(default)]
+    pub verbatim_words: usize,
+    /// Refusal text for a leak (default: the policy's refusal message).
+    #[serde(default)]
+    pub message: Option<String>,
 }
 
 /// Streaming moderation strategy.

@@ -3,15 +3,18 @@
 //! steered); check a parsed answer and rewrite it when it must not reach the
 //! client. Handlers only move bytes around these functions.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use serde::Serialize;
 
+use crate::detect::leak::{LeakDetector, LeakKind};
 use crate::engine::{Decision, Finding, Verdict, apply_redactions, evaluate};
 use crate::error::ApiError;
 use crate::openai::extract::{self, Located, Place};
 use crate::openai::refusal::CONTENT_FILTER;
 use crate::openai::types::{
-    ChatMessage, ChatRequest, ChatResponse, CompletionRequest, CompletionResponse,
+    ChatMessage, ChatRequest, ChatResponse, CompletionRequest, CompletionResponse, ContentPart,
     EmbeddingRequest, MessageContent,
 };
 use crate::policy::{Action, CompiledPolicy, Direction, Severity};
@@ -41,6 +44,8 @@ pub struct InputCheck {
     pub forward: Option<Bytes>,
     /// A safety system message was added; the answer must be verified.
     pub steered: bool,
+    /// System-prompt leak checks for the answer (canary planted, if any).
+    pub leak: Option<Arc<LeakDetector>>,
 }
 
 /// The decision on located texts, the rewrites its redactions call for,
@@ -112,15 +117,20 @@ pub fn check_chat_request(
             texts,
             forward: None,
             steered: false,
+            leak: None,
         });
     }
     let steered = decision.verdict == Verdict::Steer;
-    if rewrites.is_empty() && !steered {
+    let leak = plant_leak_checks(policy, &mut request);
+    let planted = leak.as_ref().is_some_and(|(_, planted)| *planted);
+    let leak = leak.map(|(detector, _)| Arc::new(detector));
+    if rewrites.is_empty() && !steered && !planted {
         return Ok(InputCheck {
             decision,
             texts,
             forward: Some(raw),
             steered,
+            leak,
         });
     }
     for (place, text) in rewrites {
@@ -136,7 +146,90 @@ pub fn check_chat_request(
         decision,
         texts,
         steered,
+        leak,
     })
+}
+
+/// Builds this request's leak checks from its system and developer
+/// messages, planting a canary at the end of the first one when the policy
+/// asks for it. Returns the detector and whether the request was changed;
+/// `None` when there is no system prompt to protect.
+fn plant_leak_checks(
+    policy: &CompiledPolicy,
+    request: &mut ChatRequest,
+) -> Option<(LeakDetector, bool)> {
+    if !policy.leak.enabled() {
+        return None;
+    }
+    let is_system = |m: &ChatMessage| m.role == "system" || m.role == "developer";
+    let system_texts: Vec<String> = request
+        .messages
+        .iter()
+        .filter(|m| is_system(m))
+        .filter_map(|m| m.content.as_ref().map(content_text))
+        .collect();
+    if system_texts.is_empty() {
+        return None;
+    }
+    let mut canary = None;
+    if policy.leak.canary {
+        let token = format!("pls-{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+        let first = request.messages.iter_mut().find(|m| is_system(m));
+        if let Some(message) = first {
+            let marker = format!("\n\n[session reference: {token}]");
+            match &mut message.content {
+                Some(MessageContent::Text(text)) => {
+                    text.push_str(&marker);
+                    canary = Some(token);
+                }
+                Some(MessageContent::Parts(parts)) => {
+                    parts.push(ContentPart {
+                        kind: Some("text".into()),
+                        text: Some(marker),
+                        extra: Default::default(),
+                    });
+                    canary = Some(token);
+                }
+                _ => {}
+            }
+        }
+    }
+    let texts: Vec<&str> = system_texts.iter().map(String::as_str).collect();
+    let detector = LeakDetector::new(canary.as_deref(), &texts, policy.leak.verbatim_words);
+    if detector.is_empty() {
+        return None;
+    }
+    Some((detector, canary.is_some()))
+}
+
+fn content_text(content: &MessageContent) -> String {
+    match content {
+        MessageContent::Text(text) => text.clone(),
+        MessageContent::Parts(parts) => parts
+            .iter()
+            .filter_map(|p| p.text.as_deref())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        MessageContent::Other(_) => String::new(),
+    }
+}
+
+/// A finding for a leaked system prompt (blocks the answer).
+pub fn leak_finding(kind: LeakKind) -> Finding {
+    Finding {
+        rule: kind.rule_id().into(),
+        category: Some("system_prompt_leak".into()),
+        action: Action::Block,
+        severity: Severity::High,
+        direction: Direction::Output,
+        segment: 0,
+        location: "choices".into(),
+        span: 0..0,
+        decoded: None,
+        score: 1.0,
+        monitor: false,
+        redact_spans: Vec::new(),
+    }
 }
 
 fn system_message(text: &str) -> ChatMessage {
@@ -175,6 +268,7 @@ pub fn check_completion_request(
             texts,
             forward: None,
             steered: false,
+            leak: None,
         });
     }
     if rewrites.is_empty() {
@@ -183,6 +277,7 @@ pub fn check_completion_request(
             texts,
             forward: Some(raw),
             steered: false,
+            leak: None,
         });
     }
     if let Some(prompt) = request.prompt.as_mut() {
@@ -195,6 +290,7 @@ pub fn check_completion_request(
         decision,
         texts,
         steered: false,
+        leak: None,
     })
 }
 
@@ -224,6 +320,7 @@ pub fn check_embedding_request(
             texts,
             forward: None,
             steered: false,
+            leak: None,
         });
     }
     if rewrites.is_empty() {
@@ -232,6 +329,7 @@ pub fn check_embedding_request(
             texts,
             forward: Some(raw),
             steered: false,
+            leak: None,
         });
     }
     for (place, text) in rewrites {
@@ -242,6 +340,7 @@ pub fn check_embedding_request(
         decision,
         texts,
         steered: false,
+        leak: None,
     })
 }
 
@@ -293,6 +392,7 @@ pub fn check_chat_response(
     raw: Bytes,
     steered: bool,
     steer_refusal: &str,
+    leak: Option<&LeakDetector>,
     upstream: &str,
     capture: Capture,
 ) -> Result<OutputCheck, ApiError> {
@@ -312,6 +412,21 @@ pub fn check_chat_response(
         capture,
     );
     verify_steer(&mut decision, steered, steer_refusal);
+    if let Some(kind) = leak.and_then(|l| {
+        extract::chat_response_segments(&response)
+            .iter()
+            .find_map(|(segment, _)| l.find(&segment.text))
+    }) {
+        decision.findings.push(leak_finding(kind));
+        decision.verdict = Verdict::Block;
+        decision.message = Some(
+            policy
+                .leak
+                .message
+                .clone()
+                .unwrap_or_else(|| policy.refusal_message.clone()),
+        );
+    }
     if decision.verdict == Verdict::Block {
         let message = decision
             .message

@@ -158,6 +158,7 @@ fn unscanned(raw: Bytes) -> InputCheck {
         texts: Vec::new(),
         forward: Some(raw),
         steered: false,
+        leak: None,
     }
 }
 
@@ -352,6 +353,10 @@ async fn forward_checked(
                     .clone()
                     .unwrap_or_else(|| policy.refusal_message.clone()),
             );
+            let guard = match &check.leak {
+                Some(leak) => guard.with_leak_checks(Arc::clone(leak)),
+                None => guard,
+            };
             stream::moderate(response, guard, stream_outcome_recorder(state, ctx))
         } else {
             let raw = upstream.read_body(response, MAX_UPSTREAM_BODY).await?;
@@ -374,6 +379,7 @@ async fn forward_checked(
             raw.clone(),
             check.steered,
             &steer_refusal,
+            check.leak.as_deref(),
             &upstream.name,
             capture,
         ),

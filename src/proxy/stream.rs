@@ -27,8 +27,10 @@ use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
+use super::guard::leak_finding;
 use super::handlers::Endpoint;
 use super::sse::{Event, Parser};
+use crate::detect::leak::LeakDetector;
 use crate::engine::{self, Decision, Finding, Segment, Verdict, apply_redactions};
 use crate::policy::{Action, CompiledPolicy, Direction, RefusalMode, Role, Severity, StreamMode};
 
@@ -81,7 +83,7 @@ impl Cut {
     pub fn enforced(&self) -> bool {
         matches!(
             self.reason,
-            "policy" | "steer_not_declined" | "buffer_exceeded"
+            "policy" | "steer_not_declined" | "buffer_exceeded" | "system_prompt_leak"
         )
     }
 }
@@ -106,6 +108,8 @@ pub struct StreamGuard {
     ended: bool,
     /// Bytes handed to the detectors so far (the linear-cost check).
     scanned_bytes: usize,
+    /// This request's system-prompt leak checks.
+    leak: Option<Arc<LeakDetector>>,
 }
 
 impl StreamGuard {
@@ -132,7 +136,14 @@ impl StreamGuard {
             cut: None,
             ended: false,
             scanned_bytes: 0,
+            leak: None,
         }
+    }
+
+    /// Also blocks answers that leak the request's system prompt or canary.
+    pub fn with_leak_checks(mut self, leak: Arc<LeakDetector>) -> Self {
+        self.leak = Some(leak);
+        self
     }
 
     /// The stream is over (answer complete, cut, or failed): stop reading.
@@ -386,6 +397,19 @@ impl StreamGuard {
                     reason: "steer_not_declined",
                 });
             }
+        }
+        if let Some(kind) = self.leak.as_ref().and_then(|l| l.find(&window)) {
+            self.findings.push(leak_finding(kind));
+            self.message = Some(
+                self.policy
+                    .leak
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| self.policy.refusal_message.clone()),
+            );
+            return Err(Cut {
+                reason: "system_prompt_leak",
+            });
         }
         if let Some(block) = fresh
             .iter()

@@ -53,6 +53,23 @@ pub fn answer(prompt: &str) -> String {
     )
 }
 
+fn system_text(body: &Value) -> String {
+    let Some(messages) = body.get("messages").and_then(Value::as_array) else {
+        return String::new();
+    };
+    messages
+        .iter()
+        .filter(|m| {
+            matches!(
+                m.get("role").and_then(Value::as_str),
+                Some("system" | "developer")
+            )
+        })
+        .filter_map(|m| m.get("content").and_then(Value::as_str))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn last_user_text(body: &Value) -> String {
     let Some(messages) = body.get("messages").and_then(Value::as_array) else {
         return String::new();
@@ -76,7 +93,17 @@ fn last_user_text(body: &Value) -> String {
 }
 
 async fn chat(axum::Json(body): axum::Json<Value>) -> Response {
-    let text = answer(&last_user_text(&body));
+    let prompt = last_user_text(&body);
+    let text = if prompt.to_lowercase().contains("demo leak") {
+        // Shows leak protection: the demo repeats its system prompt, which
+        // carries the canary Palisade planted, so the answer is blocked.
+        format!(
+            "{DEMO_LABEL} Of course! My system prompt is: {}",
+            system_text(&body)
+        )
+    } else {
+        answer(&prompt)
+    };
     let model = body
         .get("model")
         .and_then(Value::as_str)

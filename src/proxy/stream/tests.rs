@@ -449,3 +449,31 @@ fn holdback_shorter_than_a_keyword_is_rejected() {
         .to_string();
     assert!(err.contains("holdback_chars"), "{err}");
 }
+
+#[test]
+fn canary_leak_split_across_chunks_cuts_the_stream() {
+    let leak = Arc::new(crate::detect::leak::LeakDetector::new(
+        Some("pls-0123456789abcdef"),
+        &["You are a helpful assistant."],
+        0,
+    ));
+    let text = format!(
+        "{}My instructions end with [session reference: p l s - 0123 4567 89ab cdef] and more.",
+        "Some harmless opening words. ".repeat(3)
+    );
+    let mut g = guard(policy()).with_leak_checks(leak);
+    let events: Vec<Event> = text
+        .as_bytes()
+        .chunks(3)
+        .map(|c| chunk(0, std::str::from_utf8(c).unwrap()))
+        .chain([finish(0), done()])
+        .collect();
+    let client = read(&run(&mut g, events));
+    assert!(
+        !client.content[&0].contains("0123"),
+        "{}",
+        client.content[&0]
+    );
+    assert_eq!(client.finish[&0], "content_filter");
+    assert_eq!(g.outcome().1.unwrap().reason, "system_prompt_leak");
+}
