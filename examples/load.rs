@@ -72,7 +72,8 @@ async fn one(client: &reqwest::Client, url: &str, stream: bool, prompt: &str) ->
     let start = Instant::now();
     let Ok(response) = client
         .post(format!("{url}/chat/completions"))
-        .json(&body)
+        .header("content-type", "application/json")
+        .body(body.to_string())
         .send()
         .await
     else {
