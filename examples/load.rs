@@ -19,6 +19,7 @@ use axum::body::Body;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::serve::ListenerExt;
 use futures_util::StreamExt;
 use palisade::config::Config;
 use palisade::policy;
@@ -56,7 +57,20 @@ async fn mock_chat(axum::Json(body): axum::Json<Value>) -> Response {
 async fn serve(router: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let listener = listener.tap_io(|tcp| tcp.set_nodelay(true).unwrap());
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{addr}/v1")
+}
+
+/// The proxy as `palisade serve` runs it.
+async fn serve_proxy(state: ProxyState) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(palisade::server::serve(
+        listener,
+        state,
+        std::future::pending(),
+    ));
     format!("http://{addr}/v1")
 }
 
@@ -151,11 +165,11 @@ async fn main() {
         ("direct", upstream.clone()),
         (
             "palisade, empty policy",
-            serve(palisade::server::app(proxy_with(empty_policy))).await,
+            serve_proxy(proxy_with(empty_policy)).await,
         ),
         (
             "palisade, default policy",
-            serve(palisade::server::app(proxy_with(default_policy))).await,
+            serve_proxy(proxy_with(default_policy)).await,
         ),
     ];
 

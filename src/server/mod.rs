@@ -19,6 +19,7 @@ use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
+use axum::serve::ListenerExt;
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
@@ -184,6 +185,13 @@ pub async fn serve(
         shutdown.await;
         let _ = signalled_tx.send(());
     };
+    // Streams are many small writes: without TCP_NODELAY each one after the
+    // first waits for the client's delayed ACK (~40 ms).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on a client connection");
+        }
+    });
     let server = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .into_future();
