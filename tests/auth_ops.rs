@@ -76,7 +76,11 @@ async fn requests_without_a_valid_proxy_key_are_401_and_never_forwarded() {
 
             let error = got.assert_error(401, Some("invalid_api_key"));
             assert_eq!(error["type"], "invalid_request_error", "{name} {path}");
-            assert_eq!(got.header("www-authenticate"), Some("Bearer"), "{name} {path}");
+            assert_eq!(
+                got.header("www-authenticate"),
+                Some("Bearer"),
+                "{name} {path}"
+            );
         }
         let models = proxy.get_with("/v1/models", &auth).await;
         models.assert_error(401, Some("invalid_api_key"));
@@ -91,7 +95,11 @@ async fn a_valid_proxy_key_is_accepted_and_replaced_by_the_upstream_key() {
 
     for auth in [bearer(TEAM_KEY), format!("bearer  {TEAM_KEY} ")] {
         let got = proxy
-            .post_with("/v1/chat/completions", &chat("hi"), &[("authorization", &auth)])
+            .post_with(
+                "/v1/chat/completions",
+                &chat("hi"),
+                &[("authorization", &auth)],
+            )
             .await;
         assert_eq!(got.status, 200, "{auth:?}: {}", got.text());
     }
@@ -170,11 +178,17 @@ async fn metrics_count_requests_by_route_and_status_and_blocks_by_rule() {
     let key = [("authorization", auth.as_str())];
 
     for text in ["hello", "hi again", "say forbidden-word"] {
-        proxy.post_with("/v1/chat/completions", &chat(text), &key).await;
+        proxy
+            .post_with("/v1/chat/completions", &chat(text), &key)
+            .await;
     }
     proxy.post("/v1/chat/completions", &chat("no key")).await;
     proxy
-        .post_with("/v1/embeddings", &json!({"model": "m", "input": "forbidden-word"}), &key)
+        .post_with(
+            "/v1/embeddings",
+            &json!({"model": "m", "input": "forbidden-word"}),
+            &key,
+        )
         .await;
     proxy.get_with("/v1/assistants", &key).await;
     let text = proxy.metrics().await;
@@ -183,7 +197,10 @@ async fn metrics_count_requests_by_route_and_status_and_blocks_by_rule() {
         metric_value(
             &text,
             "palisade_requests_total",
-            &[&format!("route=\"{route}\""), &format!("status=\"{status}\"")],
+            &[
+                &format!("route=\"{route}\""),
+                &format!("status=\"{status}\""),
+            ],
         )
     };
     assert_eq!(requests("/v1/chat/completions", "200"), 3.0, "{text}");
@@ -212,10 +229,18 @@ async fn a_key_bound_to_a_policy_set_gets_that_policy() {
     let body = chat("I like banana bread.");
 
     let strict = proxy
-        .post_with("/v1/chat/completions", &body, &[("authorization", &bearer(STRICT_KEY))])
+        .post_with(
+            "/v1/chat/completions",
+            &body,
+            &[("authorization", &bearer(STRICT_KEY))],
+        )
         .await;
     let team = proxy
-        .post_with("/v1/chat/completions", &body, &[("authorization", &bearer(TEAM_KEY))])
+        .post_with(
+            "/v1/chat/completions",
+            &body,
+            &[("authorization", &bearer(TEAM_KEY))],
+        )
         .await;
 
     assert_eq!(strict.header("x-palisade-decision"), Some("block"));
@@ -244,16 +269,44 @@ policy_routes:
         .start()
         .await;
     let cases = [
-        ("/v1/chat/completions", json!({"model": "fruit-1", "messages": [{"role": "user", "content": "banana"}]}), "strict", "block"),
-        ("/v1/chat/completions", json!({"model": "veg-1", "messages": [{"role": "user", "content": "banana"}]}), "test-keywords", "allow"),
-        ("/v1/embeddings", json!({"model": "veg-1", "input": "banana"}), "strict", "block"),
-        ("/v1/completions", json!({"model": "veg-1", "prompt": "banana"}), "test-keywords", "allow"),
+        (
+            "/v1/chat/completions",
+            json!({"model": "fruit-1", "messages": [{"role": "user", "content": "banana"}]}),
+            "strict",
+            "block",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "veg-1", "messages": [{"role": "user", "content": "banana"}]}),
+            "test-keywords",
+            "allow",
+        ),
+        (
+            "/v1/embeddings",
+            json!({"model": "veg-1", "input": "banana"}),
+            "strict",
+            "block",
+        ),
+        (
+            "/v1/completions",
+            json!({"model": "veg-1", "prompt": "banana"}),
+            "test-keywords",
+            "allow",
+        ),
     ];
     for (path, body, policy, decision) in cases {
         let got = proxy.post(path, &body).await;
 
-        assert_eq!(got.header("x-palisade-policy"), Some(policy), "{path} {body}");
-        assert_eq!(got.header("x-palisade-decision"), Some(decision), "{path} {body}");
+        assert_eq!(
+            got.header("x-palisade-policy"),
+            Some(policy),
+            "{path} {body}"
+        );
+        assert_eq!(
+            got.header("x-palisade-decision"),
+            Some(decision),
+            "{path} {body}"
+        );
     }
 }
 
@@ -277,7 +330,11 @@ async fn monitor_mode_forwards_unchanged_and_says_what_it_would_have_done() {
         let shadowed = metric_value(
             &text,
             "palisade_decisions_total",
-            &["rule=\"forbidden-word\"", &format!("direction=\"{direction}\""), "mode=\"monitor\""],
+            &[
+                "rule=\"forbidden-word\"",
+                &format!("direction=\"{direction}\""),
+                "mode=\"monitor\"",
+            ],
         );
         assert_eq!(shadowed, 1.0, "{direction}: {text}");
     }
@@ -305,7 +362,10 @@ async fn monitor_mode_does_not_redact_either() {
 async fn requests_beyond_the_concurrency_limit_are_shed_with_503() {
     let mock = MockUpstream::start().await;
     mock.reply(Reply::chat("slow").delay(Duration::from_millis(400)));
-    let config = format!("{}max_concurrent_requests: 1\n", basic_config(&mock.base_url()));
+    let config = format!(
+        "{}max_concurrent_requests: 1\n",
+        basic_config(&mock.base_url())
+    );
     let proxy = std::sync::Arc::new(Proxy::start(&config, &keyword_policy("message")).await);
 
     let first = {

@@ -104,7 +104,10 @@ async fn model_listing_and_lookup_are_forwarded_with_their_query() {
 
     mock.reply_on(
         "/v1/models/mock-model",
-        Reply::json(200, json!({"id": "mock-model", "object": "model", "owned_by": "mock"})),
+        Reply::json(
+            200,
+            json!({"id": "mock-model", "object": "model", "owned_by": "mock"}),
+        ),
     );
     let one = proxy.get("/v1/models/mock-model?x=1").await;
     assert_eq!(one.status, 200, "{}", one.text());
@@ -112,19 +115,43 @@ async fn model_listing_and_lookup_are_forwarded_with_their_query() {
 
     let seen = mock.requests();
     assert_eq!(seen.len(), 2);
-    assert_eq!((seen[0].method.as_str(), seen[0].path.as_str()), ("GET", "/v1/models"));
+    assert_eq!(
+        (seen[0].method.as_str(), seen[0].path.as_str()),
+        ("GET", "/v1/models")
+    );
     assert_eq!(seen[1].path, "/v1/models/mock-model?x=1");
     assert!(seen[0].body.is_empty());
 }
 
 #[tokio::test]
 async fn authorization_is_forwarded_or_replaced_per_config() {
-    // (forward_client_authorization, upstream key, client header, what the upstream sees)
-    let cases: [(bool, Option<&str>, Option<&str>, Option<&str>); 5] = [
-        (false, Some("sk-upstream"), Some("Bearer sk-client"), Some("Bearer sk-upstream")),
+    /// (forward_client_authorization, upstream key, client header, what the upstream sees)
+    type Case = (
+        bool,
+        Option<&'static str>,
+        Option<&'static str>,
+        Option<&'static str>,
+    );
+    let cases: [Case; 5] = [
+        (
+            false,
+            Some("sk-upstream"),
+            Some("Bearer sk-client"),
+            Some("Bearer sk-upstream"),
+        ),
         (false, None, Some("Bearer sk-client"), None),
-        (true, Some("sk-upstream"), Some("Bearer sk-client"), Some("Bearer sk-client")),
-        (true, None, Some("Bearer sk-client"), Some("Bearer sk-client")),
+        (
+            true,
+            Some("sk-upstream"),
+            Some("Bearer sk-client"),
+            Some("Bearer sk-client"),
+        ),
+        (
+            true,
+            None,
+            Some("Bearer sk-client"),
+            Some("Bearer sk-client"),
+        ),
         (true, Some("sk-upstream"), None, Some("Bearer sk-upstream")),
     ];
     for (forward, upstream_key, client, expected) in cases {
@@ -149,7 +176,12 @@ async fn authorization_is_forwarded_or_replaced_per_config() {
         assert_eq!(listed.status, 200, "{}", listed.text());
         let case = format!("forward={forward} key={upstream_key:?} client={client:?}");
         for seen in mock.requests() {
-            assert_eq!(seen.header("authorization"), expected, "{case} on {}", seen.path);
+            assert_eq!(
+                seen.header("authorization"),
+                expected,
+                "{case} on {}",
+                seen.path
+            );
         }
     }
 }
@@ -201,7 +233,9 @@ async fn a_request_id_is_made_when_the_client_sends_none() {
 
     let got = proxy.post("/v1/chat/completions", &chat("hello")).await;
 
-    let id = got.header("x-request-id").expect("x-request-id on the answer");
+    let id = got
+        .header("x-request-id")
+        .expect("x-request-id on the answer");
     assert!(!id.is_empty());
     assert_eq!(mock.single().header("x-request-id"), Some(id));
 }
@@ -398,7 +432,11 @@ async fn a_streamed_chat_comes_back_as_sse_ending_with_done() {
     let content: String = data[..data.len() - 1]
         .iter()
         .map(|d| serde_json::from_str::<Value>(d).unwrap())
-        .filter_map(|chunk| chunk["choices"][0]["delta"]["content"].as_str().map(str::to_string))
+        .filter_map(|chunk| {
+            chunk["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
         .collect();
     assert_eq!(content, "Hello from the mock.");
 }

@@ -100,10 +100,12 @@ fn requests_with(secret: &str) -> Vec<(&'static str, &'static str, Value)> {
 
 /// The request the upstream must receive: the same JSON with every
 /// occurrence of `secret` replaced by `mark`.
+#[expect(clippy::unwrap_used, reason = "test helper")]
 fn expected_after_redaction(request: &Value, secret: &str, mark: &str) -> Value {
     serde_json::from_str(&request.to_string().replace(secret, mark)).unwrap()
 }
 
+#[expect(clippy::unwrap_used, reason = "test helper")]
 async fn assert_redacted_everywhere(proxy: &Proxy, mock: &MockUpstream, secret: &str, mark: &str) {
     for (place, path, request) in requests_with(secret) {
         let before = mock.count();
@@ -147,7 +149,8 @@ async fn email_addresses_are_redacted_before_the_upstream_sees_them() {
 async fn every_occurrence_in_a_text_is_redacted_and_the_rest_kept() {
     let mock = MockUpstream::start().await;
     let proxy = Proxy::with_policy(&mock, EMAIL_POLICY).await;
-    let text = "Write to a@example.org or b.c+tag@mail.example.co.uk, not to me at example dot com.";
+    let text =
+        "Write to a@example.org or b.c+tag@mail.example.co.uk, not to me at example dot com.";
 
     let got = proxy.post("/v1/chat/completions", &chat(text)).await;
 
@@ -167,7 +170,11 @@ async fn a_request_without_secrets_is_forwarded_byte_for_byte() {
     let raw = "{ \"messages\" : [ {\"content\":\"caf\\u00e9 at example dot com\", \"role\":\"user\"} ],\n  \"model\":\"m\" }";
 
     let got = proxy
-        .post_raw("/v1/chat/completions", Some("application/json"), raw.as_bytes().to_vec())
+        .post_raw(
+            "/v1/chat/completions",
+            Some("application/json"),
+            raw.as_bytes().to_vec(),
+        )
         .await;
 
     assert_eq!(got.status, 200, "{}", got.text());
@@ -193,10 +200,14 @@ async fn a_block_in_the_same_request_wins_over_redaction() {
 #[tokio::test]
 async fn an_email_in_an_answer_is_redacted_too() {
     let mock = MockUpstream::start().await;
-    mock.reply(common::Reply::chat(&format!("You can reach her at {EMAIL}.")));
+    mock.reply(common::Reply::chat(&format!(
+        "You can reach her at {EMAIL}."
+    )));
     let proxy = Proxy::with_policy(&mock, EMAIL_POLICY).await;
 
-    let got = proxy.post("/v1/chat/completions", &chat("Who is Jane?")).await;
+    let got = proxy
+        .post("/v1/chat/completions", &chat("Who is Jane?"))
+        .await;
 
     assert_eq!(got.chat_content(), "You can reach her at [REDACTED:email].");
     assert_eq!(got.json()["usage"]["total_tokens"], 7);
@@ -226,5 +237,8 @@ async fn explicit_null_content_survives_a_rewrite_both_ways() {
 
     let got = proxy.post("/v1/chat/completions", &chat("mail Jane")).await;
 
-    assert_eq!(got.json(), expected_after_redaction(&answer, EMAIL, EMAIL_MARK));
+    assert_eq!(
+        got.json(),
+        expected_after_redaction(&answer, EMAIL, EMAIL_MARK)
+    );
 }

@@ -109,11 +109,12 @@ async fn message_mode_answers_200_with_a_refusal_in_the_endpoint_shape() {
     let mock = MockUpstream::start().await;
     let proxy = Proxy::default_policy(&mock).await;
 
-    let chat_answer = proxy
-        .post("/v1/chat/completions", &chat(INJECTION))
-        .await;
+    let chat_answer = proxy.post("/v1/chat/completions", &chat(INJECTION)).await;
     let legacy = proxy
-        .post("/v1/completions", &json!({"model": "legacy-m", "prompt": INJECTION}))
+        .post(
+            "/v1/completions",
+            &json!({"model": "legacy-m", "prompt": INJECTION}),
+        )
         .await;
     let embedding = proxy
         .post("/v1/embeddings", &json!({"model": "m", "input": INJECTION}))
@@ -151,9 +152,16 @@ async fn a_blocked_streamed_request_gets_a_refusal_stream() {
     let got = proxy.post("/v1/chat/completions", &body).await;
 
     assert_eq!(got.status, 200);
-    assert!(got.header("content-type").unwrap().starts_with("text/event-stream"));
+    assert!(
+        got.header("content-type")
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
     let text = got.text();
-    let data: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+    let data: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .collect();
     assert_eq!(data.last(), Some(&"[DONE]"), "{text}");
     let chunks: Vec<Value> = data[..data.len() - 1]
         .iter()
@@ -189,7 +197,11 @@ async fn error_mode_answers_400_content_filter_on_every_endpoint() {
         assert_eq!(error["type"], "invalid_request_error", "{path}");
         assert_eq!(error["message"], TEST_REFUSAL, "{path}");
         assert_eq!(got.header("x-palisade-decision"), Some("block"), "{path}");
-        assert_eq!(got.header("x-palisade-rules"), Some("forbidden-word"), "{path}");
+        assert_eq!(
+            got.header("x-palisade-rules"),
+            Some("forbidden-word"),
+            "{path}"
+        );
     }
     assert_eq!(mock.count(), 0);
 }
@@ -242,7 +254,10 @@ async fn an_answer_the_policy_blocks_is_replaced_by_the_refusal() {
         assert_eq!(got.json()["created"], 1);
     }
     assert_eq!(chat_answer.chat_content(), TEST_REFUSAL);
-    assert_eq!(chat_answer.json()["choices"][0]["message"]["role"], "assistant");
+    assert_eq!(
+        chat_answer.json()["choices"][0]["message"]["role"],
+        "assistant"
+    );
     assert_eq!(chat_answer.json()["id"], "chatcmpl-mock");
     assert_eq!(legacy.json()["choices"][0]["text"], TEST_REFUSAL);
 }
@@ -251,7 +266,8 @@ async fn an_answer_the_policy_blocks_is_replaced_by_the_refusal() {
 async fn a_secret_leaked_in_an_answer_is_redacted() {
     let key = "sk-proj-abcdefghijklmnopqrstuvwx123456";
     let mock = MockUpstream::start().await;
-    let mut answer = common::chat_completion("mock-model", &format!("Your key is {key}, keep it safe."));
+    let mut answer =
+        common::chat_completion("mock-model", &format!("Your key is {key}, keep it safe."));
     answer["system_fingerprint"] = json!("fp_keep");
     answer["choices"][0]["message"]["tool_calls"] = json!([
         {"id": "call_1", "type": "function", "function": {"name": "save", "arguments": format!("{{\"key\": \"{key}\"}}")}}
@@ -263,9 +279,14 @@ async fn a_secret_leaked_in_an_answer_is_redacted() {
     );
     let proxy = Proxy::default_policy(&mock).await;
 
-    let chat_answer = proxy.post("/v1/chat/completions", &chat("What was my key?")).await;
+    let chat_answer = proxy
+        .post("/v1/chat/completions", &chat("What was my key?"))
+        .await;
     let legacy = proxy
-        .post("/v1/completions", &json!({"model": "m", "prompt": "What was my key?"}))
+        .post(
+            "/v1/completions",
+            &json!({"model": "m", "prompt": "What was my key?"}),
+        )
         .await;
 
     assert_eq!(chat_answer.status, 200, "{}", chat_answer.text());
@@ -279,7 +300,10 @@ async fn a_secret_leaked_in_an_answer_is_redacted() {
         body["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"],
         "{\"key\": \"[REDACTED:secret-openai-key]\"}"
     );
-    assert_eq!(body["choices"][0]["message"]["tool_calls"][0]["id"], "call_1");
+    assert_eq!(
+        body["choices"][0]["message"]["tool_calls"][0]["id"],
+        "call_1"
+    );
     assert_eq!(body["system_fingerprint"], "fp_keep");
     assert_eq!(body["choices"][0]["finish_reason"], "stop");
     assert_eq!(chat_answer.header("x-palisade-decision"), Some("redact"));

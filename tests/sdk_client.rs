@@ -47,10 +47,13 @@ async fn the_official_openai_python_sdk_works_through_the_proxy() {
     let message_mode = Proxy::builder(&config(&demo, &format!("[{}]", default.display())))
         .start()
         .await;
-    let error_mode = Proxy::builder(&config(&demo, &format!("[root.yaml, {}]", default.display())))
-        .file("root.yaml", ERROR_MODE_ROOT)
-        .start()
-        .await;
+    let error_mode = Proxy::builder(&config(
+        &demo,
+        &format!("[root.yaml, {}]", default.display()),
+    ))
+    .file("root.yaml", ERROR_MODE_ROOT)
+    .start()
+    .await;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/test_openai_sdk.py");
     let args = [
         script.into_os_string(),

@@ -158,7 +158,7 @@ impl UpstreamClient {
 
     /// Reads a whole upstream body that must be a JSON object (an answer
     /// forwarded without being parsed otherwise, such as embeddings).
-    pub async fn read_json_object(
+    pub async fn read_object(
         &self,
         response: reqwest::Response,
         limit: usize,

@@ -4,7 +4,13 @@
 //! port with a configuration and policy given as YAML text.
 //!
 //! Each test binary uses only part of this module.
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test binary uses part of the harness")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test harness: a failure here is a failed test"
+)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -303,7 +309,10 @@ pub fn sse_chat(pieces: &[&str]) -> String {
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]
         })
     };
-    let mut events = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
+    let mut events = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
     events.extend(
         pieces
             .iter()
