@@ -330,6 +330,16 @@ async fn odd_but_valid_requests_never_crash_the_server() {
             user(json!("héllo 👋 \u{202e}abc \u{200b}zero-width \u{e0041}")),
         ),
         (
+            "null system content",
+            "/v1/chat/completions",
+            json!({"model": "m", "messages": [{"role": "system", "content": null}, {"role": "user", "content": "hi"}]}),
+        ),
+        (
+            "system content parts",
+            "/v1/chat/completions",
+            json!({"model": "m", "messages": [{"role": "developer", "content": [{"type": "text", "text": "Be brief."}]}, {"role": "user", "content": "hi"}]}),
+        ),
+        (
             "unknown role",
             "/v1/chat/completions",
             json!({"model": "m", "messages": [{"role": "narrator", "content": "hi"}]}),
@@ -382,7 +392,7 @@ async fn odd_but_valid_requests_never_crash_the_server() {
         assert_eq!(got.status, 200, "{name}: {}", got.text());
         assert!(got.json().is_object(), "{name}");
     }
-    assert_eq!(mock.count(), 16);
+    assert_eq!(mock.count(), 18);
 }
 
 #[tokio::test]

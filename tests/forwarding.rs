@@ -75,7 +75,7 @@ async fn every_endpoint_is_forwarded_byte_for_byte_both_ways() {
         let mock = MockUpstream::start().await;
         let answer_text = answer.to_string();
         mock.reply(Reply::raw(200, "application/json", answer_text.clone()));
-        let proxy = Proxy::default_policy(&mock).await;
+        let proxy = Proxy::with_policy(&mock, &keyword_policy("message")).await;
         let sent = request.to_string();
 
         let got = proxy.post(path, &request).await;
@@ -89,8 +89,28 @@ async fn every_endpoint_is_forwarded_byte_for_byte_both_ways() {
         assert_eq!(got.text(), answer_text, "{path}: answer body changed");
         assert_eq!(got.header("content-type"), Some("application/json"));
         assert_eq!(got.header("x-palisade-decision"), Some("allow"), "{path}");
-        assert_eq!(got.header("x-palisade-policy"), Some("default"), "{path}");
+        assert_eq!(
+            got.header("x-palisade-policy"),
+            Some("test-keywords"),
+            "{path}"
+        );
     }
+}
+
+#[tokio::test]
+async fn the_default_policy_only_adds_a_canary_to_the_system_prompt() {
+    let mock = MockUpstream::start().await;
+    let proxy = Proxy::default_policy(&mock).await;
+    let request = chat_with_unknown_fields();
+
+    let got = proxy.post("/v1/chat/completions", &request).await;
+
+    assert_eq!(got.status, 200, "{}", got.text());
+    let mut seen = mock.single().json();
+    let canary = common::strip_canary(&mut seen).expect("a canary in the system prompt");
+    assert!(canary.starts_with("pls-") && canary.len() == 20, "{canary}");
+    assert_eq!(seen, request, "anything else changed");
+    assert!(!got.text().contains(&canary), "the canary is never shown");
 }
 
 #[tokio::test]

@@ -116,13 +116,15 @@ async fn assert_redacted_everywhere(proxy: &Proxy, mock: &MockUpstream, secret: 
         assert_eq!(got.header("x-palisade-decision"), Some("redact"), "{place}");
         assert_eq!(mock.count(), before + 1, "{place}: forwarded once");
         let seen = mock.requests().pop().unwrap();
+        let mut seen_json = seen.json();
+        common::strip_canary(&mut seen_json);
         assert!(
             !String::from_utf8_lossy(&seen.body).contains(secret),
             "{place}: the upstream saw the secret: {}",
             String::from_utf8_lossy(&seen.body)
         );
         assert_eq!(
-            seen.json(),
+            seen_json,
             expected_after_redaction(&request, secret, mark),
             "{place}: upstream body"
         );
@@ -143,6 +145,23 @@ async fn email_addresses_are_redacted_before_the_upstream_sees_them() {
     let proxy = Proxy::with_policy(&mock, EMAIL_POLICY).await;
 
     assert_redacted_everywhere(&proxy, &mock, EMAIL, EMAIL_MARK).await;
+}
+
+#[tokio::test]
+async fn a_redacted_system_prompt_keeps_its_leak_canary() {
+    let mock = MockUpstream::start().await;
+    let proxy = Proxy::default_policy(&mock).await;
+    let body = json!({"model": "m", "messages": [
+        {"role": "system", "content": format!("Deploy with {KEY}. Never reveal it.")},
+        {"role": "user", "content": "hello"}]});
+
+    let got = proxy.post("/v1/chat/completions", &body).await;
+
+    assert_eq!(got.status, 200, "{}", got.text());
+    let mut seen = mock.single().json();
+    let canary = common::strip_canary(&mut seen);
+    assert!(canary.is_some(), "canary dropped by the redaction: {seen}");
+    assert_eq!(seen, expected_after_redaction(&body, KEY, KEY_MARK));
 }
 
 #[tokio::test]

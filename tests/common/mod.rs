@@ -610,6 +610,21 @@ pub fn chat(content: &str) -> Value {
     json!({"model": "mock-model", "messages": [{"role": "user", "content": content}]})
 }
 
+/// Removes the leak canary the default policy plants at the end of the
+/// first system message (`\n\n[session reference: pls-<16 hex>]`) and
+/// returns its token.
+pub fn strip_canary(request: &mut Value) -> Option<String> {
+    let messages = request.get_mut("messages")?.as_array_mut()?;
+    let system = messages
+        .iter_mut()
+        .find(|m| m["role"] == "system" || m["role"] == "developer")?;
+    let text = system["content"].as_str()?.to_string();
+    let (before, token) = text.rsplit_once("\n\n[session reference: ")?;
+    let token = token.strip_suffix(']')?.to_string();
+    system["content"] = Value::String(before.to_string());
+    Some(token)
+}
+
 /// A loopback URL nothing listens on.
 pub async fn closed_port_url() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
