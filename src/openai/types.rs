@@ -8,6 +8,17 @@ use serde_json::{Map, Value};
 /// Fields we do not model, kept in their original order.
 pub type Extra = Map<String, Value>;
 
+/// A field that is present, even as `null`: `Some(value)`, so a rewritten
+/// body serialises it back instead of dropping it (absent fields stay `None`
+/// through `#[serde(default)]`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
 /// `POST /v1/chat/completions` body.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct ChatRequest {
@@ -31,8 +42,13 @@ pub struct ChatRequest {
 pub struct ChatMessage {
     /// `system`, `developer`, `user`, `assistant`, `tool` or `function`.
     pub role: String,
-    /// Text or an array of content parts; absent on some assistant messages.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Text or an array of content parts; absent on some assistant messages
+    /// (an explicit `null` is kept as [`MessageContent::Other`]).
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub content: Option<MessageContent>,
     /// Tool calls of an assistant message.
     #[serde(default, skip_serializing_if = "Option::is_none")]

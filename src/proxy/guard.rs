@@ -121,10 +121,16 @@ pub fn check_chat_request(
         });
     }
     let steered = decision.verdict == Verdict::Steer;
+    let rewritten = !rewrites.is_empty();
+    // Redactions first: rewriting a system prompt replaces its whole text,
+    // which would drop a canary planted before.
+    for (place, text) in rewrites {
+        extract::rewrite_chat(&mut request, &place, text);
+    }
     let leak = plant_leak_checks(policy, &mut request);
     let planted = leak.as_ref().is_some_and(|(_, planted)| *planted);
     let leak = leak.map(|(detector, _)| Arc::new(detector));
-    if rewrites.is_empty() && !steered && !planted {
+    if !rewritten && !steered && !planted {
         return Ok(InputCheck {
             decision,
             texts,
@@ -132,9 +138,6 @@ pub fn check_chat_request(
             steered,
             leak,
         });
-    }
-    for (place, text) in rewrites {
-        extract::rewrite_chat(&mut request, &place, text);
     }
     if steered {
         request

@@ -359,7 +359,7 @@ async fn forward_checked(
             };
             stream::moderate(response, guard, stream_outcome_recorder(state, ctx))
         } else {
-            let raw = upstream.read_body(response, MAX_UPSTREAM_BODY).await?;
+            let raw = upstream.read_object(response, MAX_UPSTREAM_BODY).await?;
             json_response(StatusCode::OK, upstream_headers, raw)
         };
         decorate(&mut out, check.decision.verdict, &input_rules);

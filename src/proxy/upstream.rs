@@ -26,9 +26,15 @@ const FORWARDED_REQUEST_HEADERS: &[&str] = &[
     "x-stainless-retry-count",
 ];
 
-/// Upstream response headers passed back to the client.
-const FORWARDED_RESPONSE_PREFIXES: &[&str] =
-    &["x-ratelimit-", "openai-", "anthropic-", "x-upstream-"];
+/// Upstream response headers passed back to the client (`retry-after` and
+/// `retry-after-ms` tell OpenAI clients how long to back off after a 429).
+const FORWARDED_RESPONSE_PREFIXES: &[&str] = &[
+    "x-ratelimit-",
+    "openai-",
+    "anthropic-",
+    "x-upstream-",
+    "retry-after",
+];
 
 /// A configured upstream with its pooled client.
 #[derive(Debug, Clone)]
@@ -148,6 +154,23 @@ impl UpstreamClient {
             out.extend_from_slice(&chunk);
         }
         Ok(Bytes::from(out))
+    }
+
+    /// Reads a whole upstream body that must be a JSON object (an answer
+    /// forwarded without being parsed otherwise, such as embeddings).
+    pub async fn read_object(
+        &self,
+        response: reqwest::Response,
+        limit: usize,
+    ) -> Result<Bytes, ApiError> {
+        let raw = self.read_body(response, limit).await?;
+        serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&raw).map_err(
+            |e| ApiError::UpstreamInvalid {
+                upstream: self.name.clone(),
+                detail: format!("answer is not a JSON object: {e}"),
+            },
+        )?;
+        Ok(raw)
     }
 }
 
