@@ -2,6 +2,11 @@
 //! invalid policy) under continuous traffic, with no failed request, and
 //! each reload's policy in force right after it.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers: a failed setup step should fail the test loudly"
+)]
+
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -123,11 +128,11 @@ async fn twenty_reloads_under_load_fail_no_request() {
     );
     let metrics = state.metrics.encode();
     assert!(
-        metrics.contains("palisade_reloads_total{result=\"ok\"} 20"),
+        metrics.contains("palisade_policy_reloads_total{result=\"ok\"} 20"),
         "{metrics}"
     );
     assert!(
-        metrics.contains("palisade_reloads_total{result=\"failed\"} 1"),
+        metrics.contains("palisade_policy_reloads_total{result=\"failed\"} 1"),
         "{metrics}"
     );
 }

@@ -4,6 +4,11 @@
 //! yields valid text. (Coverage-guided fuzzing with cargo-fuzz needs a
 //! nightly toolchain; these run on stable in every CI build.)
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers: a failed setup step should fail the test loudly"
+)]
+
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
