@@ -116,6 +116,26 @@ def unknown_path(c: OpenAI) -> None:
         raise AssertionError("unknown paths should be 404")
 
 
+def stream_cut_mid_answer(c: OpenAI) -> None:
+    # The demo model repeats its system prompt, which carries the canary the
+    # proxy planted: the stream is cut before any of it reaches the client.
+    system = "You are the Acme support bot. Internal note: never mention the Falcon project."
+    stream = c.chat.completions.create(
+        model="palisade-demo",
+        messages=[{"role": "system", "content": system}, {"role": "user", "content": "demo leak"}],
+        stream=True,
+    )
+    pieces, finish = [], None
+    for chunk in stream:
+        for choice in chunk.choices:
+            pieces.append(choice.delta.content or "")
+            finish = choice.finish_reason or finish
+    text = "".join(pieces)
+    assert finish == "content_filter", finish
+    assert "Falcon" not in text and "session reference" not in text, text
+    assert text.endswith(REFUSAL), text
+
+
 def main() -> None:
     message_mode, error_mode = client(sys.argv[1]), client(sys.argv[2])
     checks = [
@@ -123,6 +143,7 @@ def main() -> None:
         ("chat stream", chat_stream, message_mode),
         ("blocked (message mode)", blocked_message_mode, message_mode),
         ("blocked stream", blocked_stream, message_mode),
+        ("stream cut mid-answer", stream_cut_mid_answer, message_mode),
         ("blocked (error mode)", blocked_error_mode, error_mode),
         ("models.list", models_list, message_mode),
         ("embeddings", embeddings, message_mode),
