@@ -219,9 +219,15 @@ fn content_text(content: &MessageContent) -> String {
 
 /// A finding for a leaked system prompt (blocks the answer).
 pub fn leak_finding(kind: LeakKind) -> Finding {
+    guard_finding(kind.rule_id(), Some("system_prompt_leak"))
+}
+
+/// A blocking output finding raised by the guard itself rather than by a
+/// policy rule (a leak, a steered answer that complied): it has no span.
+pub fn guard_finding(rule: &str, category: Option<&str>) -> Finding {
     Finding {
-        rule: kind.rule_id().into(),
-        category: Some("system_prompt_leak".into()),
+        rule: rule.into(),
+        category: category.map(Into::into),
         action: Action::Block,
         severity: Severity::High,
         direction: Direction::Output,
@@ -369,20 +375,9 @@ fn verify_steer(decision: &mut Decision, steered: bool, message: &str) {
         .iter()
         .any(|f| f.category.as_deref() == Some(REFUSAL_CATEGORY));
     if !declined {
-        decision.findings.push(Finding {
-            rule: "steer-not-declined".into(),
-            category: None,
-            action: Action::Block,
-            severity: Severity::High,
-            direction: Direction::Output,
-            segment: 0,
-            location: "choices".into(),
-            span: 0..0,
-            decoded: None,
-            score: 1.0,
-            monitor: false,
-            redact_spans: Vec::new(),
-        });
+        decision
+            .findings
+            .push(guard_finding("steer-not-declined", None));
         decision.verdict = Verdict::Block;
         decision.message = Some(message.to_string());
     }

@@ -27,12 +27,12 @@ use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
-use super::guard::leak_finding;
+use super::guard::{guard_finding, leak_finding};
 use super::handlers::Endpoint;
 use super::sse::{Event, Parser};
 use crate::detect::leak::LeakDetector;
 use crate::engine::{self, Decision, Finding, Segment, Verdict, apply_redactions};
-use crate::policy::{Action, CompiledPolicy, Direction, RefusalMode, Role, Severity, StreamMode};
+use crate::policy::{Action, CompiledPolicy, Direction, RefusalMode, Role, StreamMode};
 
 /// Largest single SSE event accepted from an upstream.
 const MAX_EVENT_BYTES: usize = 4 << 20;
@@ -391,7 +391,8 @@ impl StreamGuard {
             if declined {
                 self.steer_verified = true;
             } else {
-                self.findings.push(steer_finding());
+                self.findings
+                    .push(guard_finding("steer-not-declined", None));
                 self.message = Some(self.steer_refusal.clone());
                 return Err(Cut {
                     reason: "steer_not_declined",
@@ -734,23 +735,6 @@ fn location_of(index: u64, field: Field, endpoint: Endpoint) -> String {
         (_, Field::ToolArguments(t)) => {
             format!("choices[{index}].delta.tool_calls[{t}].function.arguments")
         }
-    }
-}
-
-fn steer_finding() -> Finding {
-    Finding {
-        rule: "steer-not-declined".into(),
-        category: None,
-        action: Action::Block,
-        severity: Severity::High,
-        direction: Direction::Output,
-        segment: 0,
-        location: "choices".into(),
-        span: 0..0,
-        decoded: None,
-        score: 1.0,
-        monitor: false,
-        redact_spans: Vec::new(),
     }
 }
 
