@@ -13,3 +13,10 @@ cargo test --all-targets
 echo "==> palisade policy check && palisade policy test"
 cargo run --quiet -- policy check
 cargo run --quiet -- policy test
+echo "==> Kubernetes manifests (kubernetes-validate, strict)"
+validator="$(dirname "${PALISADE_PYTHON:-/nonexistent/python}")/kubernetes-validate"
+if [ -x "$validator" ]; then
+  "$validator" --strict -k 1.30 config/kubernetes/*.yaml
+else
+  echo "skipped: kubernetes-validate not installed beside \$PALISADE_PYTHON (.ci/run installs it)"
+fi
