@@ -70,12 +70,11 @@ impl LeakDetector {
             return None;
         }
         let normalized = normalize(text).normalized.text;
-        if let Some(canary) = &self.canary {
-            if skeleton(&normalized).contains(canary.as_str())
-                || skeleton(text).contains(canary.as_str())
-            {
-                return Some(LeakKind::Canary);
-            }
+        if let Some(canary) = &self.canary
+            && (skeleton(&normalized).contains(canary.as_str())
+                || skeleton(text).contains(canary.as_str()))
+        {
+            return Some(LeakKind::Canary);
         }
         if !self.shingles.is_empty() {
             let words = words_of_normalized(&normalized);

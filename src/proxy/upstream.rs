@@ -190,13 +190,15 @@ pub fn response_headers(upstream: &reqwest::header::HeaderMap) -> HeaderMap {
     let mut out = HeaderMap::new();
     for (name, value) in upstream {
         let n = name.as_str();
-        if n == "content-type" || FORWARDED_RESPONSE_PREFIXES.iter().any(|p| n.starts_with(p)) {
-            if let (Ok(name), Ok(value)) = (
+        let forwarded =
+            n == "content-type" || FORWARDED_RESPONSE_PREFIXES.iter().any(|p| n.starts_with(p));
+        if forwarded
+            && let (Ok(name), Ok(value)) = (
                 HeaderName::from_bytes(n.as_bytes()),
                 HeaderValue::from_bytes(value.as_bytes()),
-            ) {
-                out.insert(name, value);
-            }
+            )
+        {
+            out.insert(name, value);
         }
     }
     out
