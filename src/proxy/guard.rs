@@ -48,6 +48,31 @@ pub struct InputCheck {
     pub leak: Option<Arc<LeakDetector>>,
 }
 
+impl InputCheck {
+    /// Refused: nothing goes upstream.
+    fn refused(decision: Decision, texts: Vec<CapturedText>) -> Self {
+        Self {
+            decision,
+            texts,
+            forward: None,
+            steered: false,
+            leak: None,
+        }
+    }
+
+    /// Forwarded with `body` (as sent, or rewritten by redactions), without
+    /// steer verification or leak checks.
+    fn forwarded(decision: Decision, texts: Vec<CapturedText>, body: Bytes) -> Self {
+        Self {
+            decision,
+            texts,
+            forward: Some(body),
+            steered: false,
+            leak: None,
+        }
+    }
+}
+
 /// The decision on located texts, the rewrites its redactions call for,
 /// and the captured texts.
 struct Checked {
@@ -112,13 +137,7 @@ pub fn check_chat_request(
         capture,
     );
     if decision.verdict == Verdict::Block {
-        return Ok(InputCheck {
-            decision,
-            texts,
-            forward: None,
-            steered: false,
-            leak: None,
-        });
+        return Ok(InputCheck::refused(decision, texts));
     }
     let steered = decision.verdict == Verdict::Steer;
     let rewritten = !rewrites.is_empty();
@@ -272,35 +291,17 @@ pub fn check_completion_request(
         decision.verdict = Verdict::Block;
     }
     if decision.verdict == Verdict::Block {
-        return Ok(InputCheck {
-            decision,
-            texts,
-            forward: None,
-            steered: false,
-            leak: None,
-        });
+        return Ok(InputCheck::refused(decision, texts));
     }
     if rewrites.is_empty() {
-        return Ok(InputCheck {
-            decision,
-            texts,
-            forward: Some(raw),
-            steered: false,
-            leak: None,
-        });
+        return Ok(InputCheck::forwarded(decision, texts, raw));
     }
     if let Some(prompt) = request.prompt.as_mut() {
         for (place, text) in rewrites {
             extract::rewrite_value(prompt, &place, text);
         }
     }
-    Ok(InputCheck {
-        forward: Some(serialize(&request)?),
-        decision,
-        texts,
-        steered: false,
-        leak: None,
-    })
+    Ok(InputCheck::forwarded(decision, texts, serialize(&request)?))
 }
 
 /// Input check of an embeddings request (`steer` is treated as `block`).
@@ -324,33 +325,15 @@ pub fn check_embedding_request(
         decision.verdict = Verdict::Block;
     }
     if decision.verdict == Verdict::Block {
-        return Ok(InputCheck {
-            decision,
-            texts,
-            forward: None,
-            steered: false,
-            leak: None,
-        });
+        return Ok(InputCheck::refused(decision, texts));
     }
     if rewrites.is_empty() {
-        return Ok(InputCheck {
-            decision,
-            texts,
-            forward: Some(raw),
-            steered: false,
-            leak: None,
-        });
+        return Ok(InputCheck::forwarded(decision, texts, raw));
     }
     for (place, text) in rewrites {
         extract::rewrite_value(&mut request.input, &place, text);
     }
-    Ok(InputCheck {
-        forward: Some(serialize(&request)?),
-        decision,
-        texts,
-        steered: false,
-        leak: None,
-    })
+    Ok(InputCheck::forwarded(decision, texts, serialize(&request)?))
 }
 
 /// The checked answer: the bytes to send and the output decision.
