@@ -68,18 +68,24 @@ def blocked_message_mode(c: OpenAI) -> None:
     assert raw.headers.get("x-palisade-decision") == "block", dict(raw.headers)
 
 
+def read_stream(stream) -> tuple[str, str | None]:
+    """The streamed text of choice 0 and its last finish_reason."""
+    pieces, finish = [], None
+    for chunk in stream:
+        for choice in chunk.choices:
+            pieces.append(choice.delta.content or "")
+            finish = choice.finish_reason or finish
+    return "".join(pieces), finish
+
+
 def blocked_stream(c: OpenAI) -> None:
     stream = c.chat.completions.create(
         model="palisade-demo",
         messages=[{"role": "user", "content": INJECTION}],
         stream=True,
     )
-    pieces, finish = [], None
-    for chunk in stream:
-        for choice in chunk.choices:
-            pieces.append(choice.delta.content or "")
-            finish = choice.finish_reason or finish
-    assert "".join(pieces) == REFUSAL, pieces
+    text, finish = read_stream(stream)
+    assert text == REFUSAL, text
     assert finish == "content_filter", finish
 
 
@@ -125,12 +131,7 @@ def stream_cut_mid_answer(c: OpenAI) -> None:
         messages=[{"role": "system", "content": system}, {"role": "user", "content": "demo leak"}],
         stream=True,
     )
-    pieces, finish = [], None
-    for chunk in stream:
-        for choice in chunk.choices:
-            pieces.append(choice.delta.content or "")
-            finish = choice.finish_reason or finish
-    text = "".join(pieces)
+    text, finish = read_stream(stream)
     assert finish == "content_filter", finish
     assert "Falcon" not in text and "session reference" not in text, text
     assert text.endswith(REFUSAL), text
