@@ -297,6 +297,15 @@ struct Featurizer {
 }
 
 impl Featurizer {
+    /// Drops buffers grown by one very long text, so a thread does not keep
+    /// megabytes of scratch for the rest of its life.
+    fn shrink_if_huge(&mut self) {
+        const KEEP_KEYS: usize = 1 << 16;
+        if self.keys.capacity() > KEEP_KEYS {
+            *self = Featurizer::default();
+        }
+    }
+
     #[inline]
     fn emit(&mut self, h: u64, shift: u32) {
         let m = fmix64(h);
@@ -658,8 +667,20 @@ impl Model {
     /// maximum is returned, so a short injection inside a long document is
     /// not diluted; short texts are a single window.
     pub fn score(&self, text: &str) -> f32 {
-        let mut fz = Featurizer::default();
-        let mut spans = Vec::new();
+        // The featuriser's buffers are reused per thread: scoring is on the
+        // request path, and fresh buffers (a zeroed hash table among them)
+        // cost more than the hashing itself on short texts.
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Featurizer> = std::cell::RefCell::default();
+        }
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut fz) => self.score_with(&mut fz, text),
+            Err(_) => self.score_with(&mut Featurizer::default(), text),
+        })
+    }
+
+    fn score_with(&self, fz: &mut Featurizer, text: &str) -> f32 {
+        let mut spans = std::mem::take(&mut fz.spans);
         window_spans(
             text,
             self.features.window_bytes as usize,
@@ -672,6 +693,8 @@ impl Model {
             fz.window(s, e, &self.features);
             best = best.max(self.logit(&fz.feats));
         }
+        fz.spans = spans;
+        fz.shrink_if_huge();
         sigmoid(best)
     }
 

@@ -239,7 +239,8 @@ fn collect_hits(policy: &CompiledPolicy, text: &str, normalized: &Normalized) ->
             }
         });
     }
-    hits.sort_by_key(|h| (h.signal, h.range.start));
+    // Full key: equal keys are identical hits, so the unstable sort is deterministic.
+    hits.sort_unstable_by_key(|h| (h.signal, h.range.start, h.range.end));
     hits
 }
 

@@ -27,6 +27,9 @@ pub(crate) fn score_rule(
     rule: &CompiledRule,
     evidence: &mut Evidence<'_>,
 ) -> Option<Outcome> {
+    if !may_reach_threshold(policy, rule, evidence) {
+        return None;
+    }
     let n = rule.signals.len();
     let mut weights = vec![0.0f32; n];
     let mut required = vec![false; n];
@@ -38,13 +41,13 @@ pub(crate) fn score_rule(
         weights[local] = signal.weight;
         required[local] = signal.required;
         match &signal.source {
-            SignalSource::Matches { .. } => {
+            SignalSource::Matches { hits_from, .. } => {
                 let target = if signal.weight >= 0.0 {
                     &mut positives
                 } else {
                     &mut negatives
                 };
-                target.extend(evidence.hits_of(signal_id).iter().map(|h| Event {
+                target.extend(evidence.hits_of(*hits_from).iter().map(|h| Event {
                     local,
                     range: h.range.clone(),
                 }));
@@ -98,6 +101,41 @@ pub(crate) fn score_rule(
             base,
         ),
     }
+}
+
+/// The cheap first pass over a rule: can it reach its threshold at all,
+/// counting every classifier signal as if it matched? Most rules have no
+/// evidence in most texts, so this skips them before any allocation and
+/// before a classifier is run (the classifier is the costliest detector).
+/// The bound is exact: a rule's score never exceeds the sum of the positive
+/// weights of the signals that could be present.
+fn may_reach_threshold(
+    policy: &CompiledPolicy,
+    rule: &CompiledRule,
+    evidence: &Evidence<'_>,
+) -> bool {
+    let mut reachable = 0.0f32;
+    for &signal_id in &rule.signals {
+        let Some(signal) = policy.signal(signal_id) else {
+            return false;
+        };
+        let possible = match &signal.source {
+            SignalSource::Matches { hits_from, .. } => {
+                !evidence.hits_of(*hits_from).is_empty()
+            }
+            SignalSource::Classifier { .. } => true,
+            SignalSource::Obfuscation(signs) => signs
+                .iter()
+                .any(|s| sign_present(&evidence.normalized.signs, *s)),
+        };
+        if !possible && signal.required {
+            return false;
+        }
+        if possible && signal.weight > 0.0 {
+            reachable += signal.weight;
+        }
+    }
+    reachable + 1e-6 >= rule.threshold
 }
 
 fn sign_present(signs: &ObfuscationSigns, sign: ObfuscationSign) -> bool {

@@ -14,6 +14,7 @@ use super::compiled::{
 use super::load::{LoadedFile, line_of_rule};
 use super::model::{
     Action, ActionSpec, AppliesTo, CategorySpec, Direction, Form, RuleSpec, SignalSpec,
+    Validator,
 };
 use crate::detect::classifier::Model;
 use crate::detect::decode::DecodeLimits;
@@ -58,6 +59,7 @@ pub fn compile(files: &[LoadedFile]) -> Result<CompiledPolicy, PolicyError> {
         rules: Vec::new(),
         classifiers: Vec::new(),
         model_index: HashMap::new(),
+        pattern_owners: HashMap::new(),
     };
     let mut seen_ids = HashSet::new();
     for file in files {
@@ -84,6 +86,7 @@ pub fn compile(files: &[LoadedFile]) -> Result<CompiledPolicy, PolicyError> {
         rules,
         classifiers,
         model_index,
+        ..
     } = builder;
     let mut model_files: Vec<PathBuf> = model_index.into_keys().collect();
     model_files.sort();
@@ -273,6 +276,18 @@ struct Builder {
     rules: Vec<CompiledRule>,
     classifiers: Vec<Arc<Model>>,
     model_index: HashMap<PathBuf, usize>,
+    /// Pattern sets already compiled in, to the signal that owns their hits.
+    pattern_owners: HashMap<PatternSetKey, u32>,
+}
+
+/// Everything that decides which hits a keyword/regex signal produces.
+#[derive(PartialEq, Eq, Hash)]
+struct PatternSetKey {
+    forms: Vec<Form>,
+    whole_word: bool,
+    keywords: Vec<String>,
+    regex: Vec<String>,
+    validate: Option<Validator>,
 }
 
 impl Builder {
@@ -419,10 +434,25 @@ impl Builder {
             if forms.is_empty() {
                 return Err(invalid(file, Some(&rule.id), "`forms` is empty"));
             }
-            self.add_patterns(file, rule, signal, id, &forms)?;
+            let key = PatternSetKey {
+                forms: forms.clone(),
+                whole_word: signal.whole_word.unwrap_or(true),
+                keywords: signal.keywords.clone(),
+                regex: signal.regex.clone(),
+                validate: signal.validate,
+            };
+            let hits_from = match self.pattern_owners.get(&key) {
+                Some(owner) => *owner,
+                None => {
+                    self.add_patterns(file, rule, signal, id, &forms)?;
+                    self.pattern_owners.insert(key, id);
+                    id
+                }
+            };
             SignalSource::Matches {
                 forms,
                 validate: signal.validate,
+                hits_from,
             }
         };
         self.signals.push(CompiledSignal {

@@ -159,6 +159,11 @@ pub enum SignalSource {
         forms: Vec<Form>,
         /// Checksum applied to each match.
         validate: Option<Validator>,
+        /// The signal whose hits this one reads. Signals with the same
+        /// patterns (the "request form" vocabulary repeated by every
+        /// category, say) are matched once and share their hits; this is
+        /// the first such signal's index, or the signal's own.
+        hits_from: u32,
     },
     /// A classifier score over the normalised text.
     Classifier {

@@ -376,7 +376,7 @@ pub enum Severity {
 
 /// Post-match checks that weed out look-alikes (a 16-digit number is not a
 /// card unless its Luhn checksum holds).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Validator {
     /// Payment card numbers.
