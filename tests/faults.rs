@@ -645,3 +645,29 @@ async fn a_request_slower_than_request_timeout_gets_504() {
     answer.assert_error(504, Some("request_timeout"));
     assert!(started.elapsed() < Duration::from_secs(3));
 }
+
+/// The accept loop detects HTTP/2 itself (with a timeout): h2c clients
+/// still work.
+#[tokio::test]
+async fn http2_prior_knowledge_clients_are_still_served() {
+    let (proxy, _addr, _mock) = slow_client_proxy().await;
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    for _ in 0..2 {
+        let response = tokio::time::timeout(
+            HANG,
+            client
+                .post(format!("{}/v1/chat/completions", proxy.url))
+                .header("content-type", "application/json")
+                .body(common::chat("hello").to_string())
+                .send(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(response.version(), reqwest::Version::HTTP_2);
+        assert_eq!(response.status(), 200);
+    }
+}
