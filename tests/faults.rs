@@ -671,3 +671,42 @@ async fn http2_prior_knowledge_clients_are_still_served() {
         assert_eq!(response.status(), 200);
     }
 }
+
+/// A client that asks for a large answer and never reads it is
+/// disconnected after `client_write_timeout_secs`, instead of pinning the
+/// connection and the buffered answer forever.
+#[tokio::test]
+async fn a_client_that_stops_reading_is_disconnected() {
+    let healthy = MockUpstream::start().await;
+    let total = 40 * 1024 * 1024;
+    healthy.reply_on(
+        "/v1/models",
+        common::Reply::raw(200, "application/json", vec![b' '; total]),
+    );
+    let config = common::basic_config(&healthy.base_url())
+        + "client_write_timeout_secs: 1\nmax_upstream_body_bytes: 67108864\n";
+    let proxy = Proxy::start(&config, &policy("window")).await;
+    let addr: SocketAddr = proxy.url.trim_start_matches("http://").parse().unwrap();
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(b"GET /v1/models HTTP/1.1\r\nhost: proxy\r\n\r\n")
+        .await
+        .unwrap();
+    // Not reading: socket buffers (a few MB) fill, then the proxy's writes stall.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut received = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    tokio::time::timeout(HANG, async {
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received += n,
+            }
+        }
+    })
+    .await
+    .expect("the proxy closed the connection");
+    assert!(
+        received < total,
+        "the whole answer arrived ({received} bytes): the stalled connection was kept"
+    );
+}

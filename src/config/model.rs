@@ -83,6 +83,11 @@ pub struct Config {
     /// answers are read whole to be scanned, so this bounds memory per request.
     #[serde(default = "default_max_upstream_body")]
     pub max_upstream_body_bytes: usize,
+    /// Seconds a write to a client may make no progress before its
+    /// connection is closed: a client that stops reading would otherwise
+    /// pin its connection and the response buffered for it.
+    #[serde(default = "default_client_write_timeout")]
+    pub client_write_timeout_secs: u64,
     /// Seconds a streamed answer may last; then it ends with an error event.
     /// An upstream that keeps sending (or a client that reads too slowly)
     /// would otherwise hold the stream forever.
@@ -225,6 +230,9 @@ fn default_request_timeout() -> u64 {
 fn default_max_upstream_body() -> usize {
     64 * 1024 * 1024
 }
+fn default_client_write_timeout() -> u64 {
+    60
+}
 fn default_max_stream() -> u64 {
     3600
 }
@@ -262,6 +270,7 @@ impl Config {
             request_body_timeout_secs: default_request_body_timeout(),
             request_timeout_secs: default_request_timeout(),
             max_upstream_body_bytes: default_max_upstream_body(),
+            client_write_timeout_secs: default_client_write_timeout(),
             max_stream_secs: default_max_stream(),
             upstreams: vec![Upstream {
                 name: "default".to_string(),
@@ -358,6 +367,7 @@ impl Config {
             ("header_read_timeout_secs", self.header_read_timeout_secs),
             ("request_body_timeout_secs", self.request_body_timeout_secs),
             ("request_timeout_secs", self.request_timeout_secs),
+            ("client_write_timeout_secs", self.client_write_timeout_secs),
             ("max_stream_secs", self.max_stream_secs),
         ] {
             if secs == 0 {

@@ -49,6 +49,7 @@ fn limits_have_defaults_that_bound_everything() {
     assert_eq!(config.request_body_timeout_secs, 30);
     assert_eq!(config.request_timeout_secs, 600);
     assert_eq!(config.max_upstream_body_bytes, 64 * 1024 * 1024);
+    assert_eq!(config.client_write_timeout_secs, 60);
     assert_eq!(config.max_stream_secs, 3600);
     // The outer request bound leaves room for the upstream's own timeout.
     assert!(config.request_timeout_secs > config.upstreams[0].read_timeout_secs);

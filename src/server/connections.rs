@@ -13,6 +13,9 @@
 //!   to tell HTTP/1 from HTTP/2 with no timeout at all, so a silent
 //!   connection would wait there forever, before any HTTP/1 timer runs. The
 //!   sniffing here is bounded by the header timeout instead.
+//! * `client_write_timeout_secs`: hyper has no write timeout, so a client
+//!   that stops reading would keep its connection and its buffered response
+//!   forever; see [`super::write_timeout`].
 //! * Graceful shutdown: every connection is watched by a
 //!   [`GracefulShutdown`]; on the signal, idle connections close, busy ones
 //!   finish their response (up to the grace period).
@@ -29,6 +32,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt as _;
 
+use super::write_timeout::WriteTimeout;
 use crate::config::Config;
 
 /// The HTTP/2 connection preface a prior-knowledge (h2c) client opens with.
@@ -42,6 +46,9 @@ pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
     /// Largest request head (request line + headers) in bytes.
     pub max_header_bytes: usize,
+    /// Time a write to the client may make no progress (a client that
+    /// stopped reading) before the connection is closed.
+    pub client_write_timeout: Duration,
     /// Time in-flight requests get after the shutdown signal.
     pub shutdown_grace: Duration,
 }
@@ -52,6 +59,7 @@ impl ConnectionLimits {
         Self {
             header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
             max_header_bytes: config.max_header_bytes,
+            client_write_timeout: Duration::from_secs(config.client_write_timeout_secs),
             shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
         }
     }
@@ -116,7 +124,7 @@ async fn serve_connection(tcp: TcpStream, app: Router, limits: ConnectionLimits,
     let service = TowerToHyperService::new(
         app.map_request(|request: hyper::Request<Incoming>| request.map(Body::new)),
     );
-    let io = TokioIo::new(tcp);
+    let io = WriteTimeout::new(TokioIo::new(tcp), limits.client_write_timeout);
     let result = if http2 {
         let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         builder

@@ -9,6 +9,7 @@
 pub mod connections;
 pub mod demo;
 pub mod reload;
+mod write_timeout;
 
 use std::future::Future;
 use std::time::Duration;
