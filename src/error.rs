@@ -57,6 +57,26 @@ pub enum ApiError {
         /// Upstream name.
         upstream: String,
     },
+    /// The upstream's non-streamed answer is larger than the proxy buffers.
+    #[error("upstream `{upstream}` answered with more than {limit} bytes")]
+    UpstreamTooLarge {
+        /// Upstream name.
+        upstream: String,
+        /// `max_upstream_body_bytes`.
+        limit: usize,
+    },
+    /// The client did not send its whole request body in time.
+    #[error("the request body did not arrive within {secs} s")]
+    BodyTimeout {
+        /// `request_body_timeout_secs`.
+        secs: u64,
+    },
+    /// The request did not produce a response within `request_timeout_secs`.
+    #[error("the request did not complete within {secs} s")]
+    RequestTimeout {
+        /// `request_timeout_secs`.
+        secs: u64,
+    },
     /// The upstream answered with something that is not a valid response.
     #[error("upstream `{upstream}` returned an invalid response: {detail}")]
     UpstreamInvalid {
@@ -96,10 +116,13 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotFound(_) | ApiError::NoUpstream(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::UpstreamUnavailable { .. } | ApiError::UpstreamInvalid { .. } => {
-                StatusCode::BAD_GATEWAY
+            ApiError::UpstreamUnavailable { .. }
+            | ApiError::UpstreamInvalid { .. }
+            | ApiError::UpstreamTooLarge { .. } => StatusCode::BAD_GATEWAY,
+            ApiError::UpstreamTimeout { .. } | ApiError::RequestTimeout { .. } => {
+                StatusCode::GATEWAY_TIMEOUT
             }
-            ApiError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::GuardFailed => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -124,6 +147,9 @@ impl ApiError {
             ApiError::UpstreamInvalid { upstream, .. } => {
                 ("upstream_error", Some("upstream_invalid_response"), None, format!("upstream `{upstream}` returned an invalid response"))
             }
+            ApiError::UpstreamTooLarge { .. } => ("upstream_error", Some("upstream_response_too_large"), None, self.to_string()),
+            ApiError::BodyTimeout { .. } => ("invalid_request_error", Some("request_body_timeout"), None, self.to_string()),
+            ApiError::RequestTimeout { .. } => ("server_error", Some("request_timeout"), None, self.to_string()),
             ApiError::Internal(_) => ("server_error", Some("internal_error"), None, "internal error in the guardrail proxy".into()),
             ApiError::GuardFailed => ("server_error", Some("guard_failed"), None, "the guardrail could not check this request; it was not forwarded (fail_mode: closed)".into()),
             ApiError::Overloaded => ("server_error", Some("overloaded"), None, self.to_string()),

@@ -60,6 +60,39 @@ pub struct Config {
     /// Seconds in-flight requests get to finish after SIGTERM.
     #[serde(default = "default_grace")]
     pub shutdown_grace_secs: u64,
+    /// Largest request head (request line + headers) in bytes; larger gets
+    /// 431. Bounds the memory one connection can pin before any handler runs.
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: usize,
+    /// Seconds a connection gets to send a complete request head. The same
+    /// timer bounds a connection that says nothing and an idle keep-alive
+    /// connection between requests, so slowloris clients cannot hold sockets.
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_secs: u64,
+    /// Seconds the client gets to send the whole request body (408 after);
+    /// a client dribbling its body would otherwise hold a concurrency permit.
+    #[serde(default = "default_request_body_timeout")]
+    pub request_body_timeout_secs: u64,
+    /// Seconds from the request head until the response head (504 after).
+    /// For a non-streamed answer that is the whole exchange including the
+    /// upstream wait; for a stream, until the upstream starts answering
+    /// (the stream itself is bounded by `max_stream_secs`).
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_secs: u64,
+    /// Largest non-streamed upstream answer buffered, in bytes (502 beyond):
+    /// answers are read whole to be scanned, so this bounds memory per request.
+    #[serde(default = "default_max_upstream_body")]
+    pub max_upstream_body_bytes: usize,
+    /// Seconds a write to a client may make no progress before its
+    /// connection is closed: a client that stops reading would otherwise
+    /// pin its connection and the response buffered for it.
+    #[serde(default = "default_client_write_timeout")]
+    pub client_write_timeout_secs: u64,
+    /// Seconds a streamed answer may last; then it ends with an error event.
+    /// An upstream that keeps sending (or a client that reads too slowly)
+    /// would otherwise hold the stream forever.
+    #[serde(default = "default_max_stream")]
+    pub max_stream_secs: u64,
 }
 
 /// Internal-error behaviour.
@@ -182,6 +215,27 @@ fn default_policies() -> Vec<PathBuf> {
 fn default_max_body() -> usize {
     4 * 1024 * 1024
 }
+fn default_max_header_bytes() -> usize {
+    64 * 1024
+}
+fn default_header_read_timeout() -> u64 {
+    10
+}
+fn default_request_body_timeout() -> u64 {
+    30
+}
+fn default_request_timeout() -> u64 {
+    600
+}
+fn default_max_upstream_body() -> usize {
+    64 * 1024 * 1024
+}
+fn default_client_write_timeout() -> u64 {
+    60
+}
+fn default_max_stream() -> u64 {
+    3600
+}
 fn default_connect_timeout() -> u64 {
     5
 }
@@ -211,6 +265,13 @@ impl Config {
             reload_poll_secs: default_reload_poll(),
             shutdown_grace_secs: default_grace(),
             max_concurrent_requests: default_concurrency(),
+            max_header_bytes: default_max_header_bytes(),
+            header_read_timeout_secs: default_header_read_timeout(),
+            request_body_timeout_secs: default_request_body_timeout(),
+            request_timeout_secs: default_request_timeout(),
+            max_upstream_body_bytes: default_max_upstream_body(),
+            client_write_timeout_secs: default_client_write_timeout(),
+            max_stream_secs: default_max_stream(),
             upstreams: vec![Upstream {
                 name: "default".to_string(),
                 base_url: "https://api.openai.com/v1".to_string(),
@@ -294,6 +355,24 @@ impl Config {
         }
         if self.max_body_bytes == 0 {
             return Err("`max_body_bytes` must be greater than 0".into());
+        }
+        // hyper refuses (panics on) a head buffer below 8 KiB.
+        if self.max_header_bytes < 8192 {
+            return Err("`max_header_bytes` must be at least 8192".into());
+        }
+        if self.max_upstream_body_bytes == 0 {
+            return Err("`max_upstream_body_bytes` must be greater than 0".into());
+        }
+        for (key, secs) in [
+            ("header_read_timeout_secs", self.header_read_timeout_secs),
+            ("request_body_timeout_secs", self.request_body_timeout_secs),
+            ("request_timeout_secs", self.request_timeout_secs),
+            ("client_write_timeout_secs", self.client_write_timeout_secs),
+            ("max_stream_secs", self.max_stream_secs),
+        ] {
+            if secs == 0 {
+                return Err(format!("`{key}` must be at least 1 second"));
+            }
         }
         let defaults = self.upstreams.iter().filter(|u| u.default).count();
         if defaults > 1 {

@@ -42,6 +42,20 @@ fn unknown_key_is_an_error_with_line() {
 }
 
 #[test]
+fn limits_have_defaults_that_bound_everything() {
+    let config = parse(TWO_UPSTREAMS).unwrap();
+    assert_eq!(config.max_header_bytes, 64 * 1024);
+    assert_eq!(config.header_read_timeout_secs, 10);
+    assert_eq!(config.request_body_timeout_secs, 30);
+    assert_eq!(config.request_timeout_secs, 600);
+    assert_eq!(config.max_upstream_body_bytes, 64 * 1024 * 1024);
+    assert_eq!(config.client_write_timeout_secs, 60);
+    assert_eq!(config.max_stream_secs, 3600);
+    // The outer request bound leaves room for the upstream's own timeout.
+    assert!(config.request_timeout_secs > config.upstreams[0].read_timeout_secs);
+}
+
+#[test]
 fn invalid_values_are_explained() {
     let cases = [
         (
@@ -56,6 +70,22 @@ fn invalid_values_are_explained() {
         (
             "upstreams: [{name: a, base_url: 'ftp://x'}]\n",
             "http or https",
+        ),
+        (
+            "max_header_bytes: 1024\nupstreams: [{name: a, base_url: 'http://x'}]\n",
+            "max_header_bytes",
+        ),
+        (
+            "max_upstream_body_bytes: 0\nupstreams: [{name: a, base_url: 'http://x'}]\n",
+            "max_upstream_body_bytes",
+        ),
+        (
+            "header_read_timeout_secs: 0\nupstreams: [{name: a, base_url: 'http://x'}]\n",
+            "header_read_timeout_secs",
+        ),
+        (
+            "max_stream_secs: 0\nupstreams: [{name: a, base_url: 'http://x'}]\n",
+            "max_stream_secs",
         ),
     ];
     for (text, needle) in cases {

@@ -4,11 +4,33 @@
 use axum::body::Body;
 use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
+use std::time::Duration;
+
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
+use crate::config::Config;
 use crate::error::ApiError;
+
+/// How much of a request body is read, and for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    /// `max_body_bytes`: larger bodies get 413.
+    pub max_bytes: usize,
+    /// `request_body_timeout_secs`: a slower body gets 408.
+    pub timeout: Duration,
+}
+
+impl BodyLimits {
+    /// The limits of `config`.
+    pub fn of(config: &Config) -> Self {
+        Self {
+            max_bytes: config.max_body_bytes,
+            timeout: Duration::from_secs(config.request_body_timeout_secs),
+        }
+    }
+}
 
 /// A parsed request body together with the exact bytes the client sent, so
 /// an unchanged request can be forwarded byte for byte.
@@ -19,21 +41,31 @@ pub struct JsonBody<T> {
     pub raw: Bytes,
 }
 
-/// Reads and parses a JSON body of at most `limit` bytes.
+/// Reads and parses a JSON body within `limits`.
 pub async fn read_json<T: DeserializeOwned>(
     headers: &HeaderMap,
     body: Body,
-    limit: usize,
+    limits: BodyLimits,
 ) -> Result<JsonBody<T>, ApiError> {
     check_content_type(headers)?;
-    let raw = read_limited(body, limit).await?;
+    let raw = read_limited(body, limits).await?;
     let value = parse_json(&raw)?;
     Ok(JsonBody { value, raw })
 }
 
-/// Reads a body up to `limit` bytes; larger bodies are 413.
-pub async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    match http_body_util::Limited::new(body, limit).collect().await {
+/// Reads a body up to `limits.max_bytes` (413 beyond) within
+/// `limits.timeout` (408 after).
+pub async fn read_limited(body: Body, limits: BodyLimits) -> Result<Bytes, ApiError> {
+    let limit = limits.max_bytes;
+    let collected = tokio::time::timeout(
+        limits.timeout,
+        http_body_util::Limited::new(body, limit).collect(),
+    )
+    .await
+    .map_err(|_| ApiError::BodyTimeout {
+        secs: limits.timeout.as_secs(),
+    })?;
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(err)
             if err

@@ -4,7 +4,7 @@
 
 use axum::body::Body;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Extension;
 use axum::extract::State;
@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use super::auth::KeyIdentity;
-use super::body::{read_json, read_limited};
+use super::body::{BodyLimits, read_json, read_limited};
 use super::guard::{self, Capture, InputCheck};
 use super::state::ProxyState;
 use super::stream;
@@ -26,9 +26,6 @@ use crate::openai::types::{ChatRequest, CompletionRequest, EmbeddingRequest};
 use crate::policy::{CompiledPolicy, Direction, RefusalMode};
 use crate::telemetry::audit::{AuditContext, CapturedText};
 use crate::telemetry::metrics::{DecisionLabels, DirectionLabels, ReasonLabels};
-
-/// Largest upstream body read for a non-streamed answer.
-pub const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
 
 /// Which endpoint a refusal must imitate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,7 +166,7 @@ pub async fn chat_completions(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let parsed = read_json::<ChatRequest>(&headers, body, state.config.max_body_bytes).await?;
+    let parsed = read_json::<ChatRequest>(&headers, body, BodyLimits::of(&state.config)).await?;
     if parsed.value.messages.is_empty() {
         return Err(ApiError::BadRequest {
             message: "`messages` must contain at least one message".into(),
@@ -217,7 +214,7 @@ pub async fn completions(
     body: Body,
 ) -> Result<Response, ApiError> {
     let parsed =
-        read_json::<CompletionRequest>(&headers, body, state.config.max_body_bytes).await?;
+        read_json::<CompletionRequest>(&headers, body, BodyLimits::of(&state.config)).await?;
     let model = parsed.value.model.clone();
     let streaming = parsed.value.stream == Some(true);
     let ctx = RequestContext::new(
@@ -258,7 +255,8 @@ pub async fn embeddings(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let parsed = read_json::<EmbeddingRequest>(&headers, body, state.config.max_body_bytes).await?;
+    let parsed =
+        read_json::<EmbeddingRequest>(&headers, body, BodyLimits::of(&state.config)).await?;
     let model = parsed.value.model.clone();
     let ctx = RequestContext::new(&state, &headers, key.map(|k| k.0), &model, "/v1/embeddings");
     let upstream = state.upstream_for(Some(&model))?;
@@ -336,7 +334,13 @@ async fn forward_checked(
         .upstream_seconds
         .observe(started.elapsed().as_secs_f64());
     if !response.status().is_success() {
-        let mut out = upstream_error_passthrough(upstream, response, &check.decision).await?;
+        let mut out = upstream_error_passthrough(
+            upstream,
+            response,
+            &check.decision,
+            state.config.max_upstream_body_bytes,
+        )
+        .await?;
         mark(&mut out, policy, check.decision.monitor_verdict, fail_open);
         return Ok(out);
     }
@@ -357,16 +361,25 @@ async fn forward_checked(
                 Some(leak) => guard.with_leak_checks(Arc::clone(leak)),
                 None => guard,
             };
-            stream::moderate(response, guard, stream_outcome_recorder(state, ctx))
+            stream::moderate(
+                response,
+                guard,
+                stream_outcome_recorder(state, ctx),
+                Duration::from_secs(state.config.max_stream_secs),
+            )
         } else {
-            let raw = upstream.read_object(response, MAX_UPSTREAM_BODY).await?;
+            let raw = upstream
+                .read_object(response, state.config.max_upstream_body_bytes)
+                .await?;
             json_response(StatusCode::OK, upstream_headers, raw)
         };
         decorate(&mut out, check.decision.verdict, &input_rules);
         mark(&mut out, policy, check.decision.monitor_verdict, fail_open);
         return Ok(out);
     }
-    let raw = upstream.read_body(response, MAX_UPSTREAM_BODY).await?;
+    let raw = upstream
+        .read_body(response, state.config.max_upstream_body_bytes)
+        .await?;
     let steer_refusal = check
         .decision
         .message
@@ -521,11 +534,12 @@ async fn upstream_error_passthrough(
     upstream: &UpstreamClient,
     response: reqwest::Response,
     decision: &Decision,
+    limit: usize,
 ) -> Result<Response, ApiError> {
     let status =
         StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let headers = response_headers(response.headers());
-    let body = upstream.read_body(response, MAX_UPSTREAM_BODY).await?;
+    let body = upstream.read_body(response, limit).await?;
     let mut out = (status, headers, body).into_response();
     decorate(
         &mut out,
@@ -557,7 +571,7 @@ pub async fn passthrough(
         return Err(ApiError::MethodNotAllowed(path.to_string()));
     }
     let upstream = state.upstream_for(None)?;
-    let body = read_limited(body, state.config.max_body_bytes).await?;
+    let body = read_limited(body, BodyLimits::of(&state.config)).await?;
     let relative = path.strip_prefix("/v1").unwrap_or(path);
     let relative = match uri.query() {
         Some(q) => format!("{relative}?{q}"),
@@ -577,6 +591,8 @@ pub async fn passthrough(
     let status =
         StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let headers = response_headers(response.headers());
-    let body = upstream.read_body(response, MAX_UPSTREAM_BODY).await?;
+    let body = upstream
+        .read_body(response, state.config.max_upstream_body_bytes)
+        .await?;
     Ok((status, headers, body).into_response())
 }

@@ -18,6 +18,7 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{HeaderValue, header};
@@ -26,6 +27,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::guard::{guard_finding, leak_finding};
 use super::handlers::Endpoint;
@@ -249,15 +251,7 @@ impl StreamGuard {
         self.cut = Some(Cut {
             reason: "upstream_error",
         });
-        let event = json!({
-            "error": {
-                "message": format!("palisade: {message}"),
-                "type": "upstream_error",
-                "param": null,
-                "code": "upstream_stream_error",
-            }
-        });
-        vec![Bytes::from(format!("data: {event}\n\n"))]
+        vec![error_event(message)]
     }
 
     /// The client went away; the upstream request is dropped by the caller.
@@ -767,27 +761,92 @@ fn floor_and_keep(mut s: String, from: usize) -> String {
 /// Called once when a moderated stream ends, with its outcome.
 pub type OnEnd = Box<dyn FnOnce(&Decision, Option<&Cut>) + Send>;
 
+/// The OpenAI-shaped error event that ends a stream the upstream broke.
+fn error_event(message: &str) -> Bytes {
+    let event = json!({
+        "error": {
+            "message": format!("palisade: {message}"),
+            "type": "upstream_error",
+            "param": null,
+            "code": "upstream_stream_error",
+        }
+    });
+    Bytes::from(format!("data: {event}\n\n"))
+}
+
+/// Why the driving loop stopped waiting for the upstream.
+enum Step {
+    /// The client's side of the channel is gone.
+    ClientGone,
+    /// `max_stream_secs` passed.
+    Expired,
+    /// The upstream body produced a chunk, an error or its end.
+    Upstream(Option<reqwest::Result<Bytes>>),
+}
+
 /// Streams an upstream SSE answer to the client through a [`StreamGuard`]
 /// (or unchanged in `passthrough` mode). The work runs on its own task: when
 /// the client disconnects the task ends and drops the upstream response,
-/// which closes that connection so the model stops generating.
-pub fn moderate(upstream: reqwest::Response, guard: StreamGuard, on_end: OnEnd) -> Response {
+/// which closes that connection so the model stops generating. The whole
+/// stream, including waiting for a slow client to take the bytes, is
+/// bounded by `max_duration`; then it ends with an error event.
+pub fn moderate(
+    upstream: reqwest::Response,
+    guard: StreamGuard,
+    on_end: OnEnd,
+    max_duration: Duration,
+) -> Response {
     let mode = guard.policy.stream.mode;
+    let deadline = Instant::now() + max_duration;
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
     if mode == StreamMode::Passthrough {
         let (decision, _) = guard.outcome();
         on_end(&decision, None);
-        return sse_response(Body::from_stream(upstream.bytes_stream()), "none");
+        tokio::spawn(relay(upstream, tx, deadline));
+    } else {
+        tokio::spawn(drive(upstream, guard, tx, on_end, deadline));
     }
-    let (tx, rx) = mpsc::channel::<Bytes>(64);
-    tokio::spawn(drive(upstream, guard, tx, on_end));
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|b| (Ok::<Bytes, Infallible>(b), rx))
     });
     let label = match mode {
+        StreamMode::Passthrough => "none",
         StreamMode::Buffer => "buffer",
-        _ => "window",
+        StreamMode::Window => "window",
     };
     sse_response(Body::from_stream(body), label)
+}
+
+/// Waits for the next upstream chunk, the client leaving, or the deadline.
+async fn next_step(
+    body: &mut (impl futures_util::Stream<Item = reqwest::Result<Bytes>> + Unpin),
+    tx: &mpsc::Sender<Bytes>,
+    deadline: Instant,
+) -> Step {
+    tokio::select! {
+        () = tx.closed() => Step::ClientGone,
+        () = tokio::time::sleep_until(deadline) => Step::Expired,
+        next = body.next() => Step::Upstream(next),
+    }
+}
+
+/// Hands `bytes` to the client; `false` if it is gone or did not take them
+/// before the deadline.
+async fn deliver(tx: &mpsc::Sender<Bytes>, bytes: Bytes, deadline: Instant) -> bool {
+    matches!(
+        tokio::time::timeout_at(deadline, tx.send(bytes)).await,
+        Ok(Ok(()))
+    )
+}
+
+const EXPIRED: &str = "the stream exceeded the proxy's max_stream_secs";
+
+fn upstream_failure(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "the upstream stopped sending (read timeout)"
+    } else {
+        "the upstream connection failed mid-stream"
+    }
 }
 
 async fn drive(
@@ -795,32 +854,23 @@ async fn drive(
     mut guard: StreamGuard,
     tx: mpsc::Sender<Bytes>,
     on_end: OnEnd,
+    deadline: Instant,
 ) {
     let mut body = upstream.bytes_stream();
     let mut parser = Parser::new(MAX_EVENT_BYTES);
     while !guard.ended() {
-        let next = tokio::select! {
-            _ = tx.closed() => None,
-            next = body.next() => Some(next),
-        };
-        let out = match next {
-            None => {
+        let out = match next_step(&mut body, &tx, deadline).await {
+            Step::ClientGone => {
                 guard.client_gone();
                 break;
             }
-            Some(Some(Ok(bytes))) => match parser.push(&bytes) {
+            Step::Expired => guard.fail(EXPIRED),
+            Step::Upstream(Some(Ok(bytes))) => match parser.push(&bytes) {
                 Ok(events) => events.into_iter().flat_map(|e| guard.on_event(e)).collect(),
                 Err(e) => guard.fail(&e.to_string()),
             },
-            Some(Some(Err(e))) => {
-                let what = if e.is_timeout() {
-                    "the upstream stopped sending (read timeout)"
-                } else {
-                    "the upstream connection failed mid-stream"
-                };
-                guard.fail(what)
-            }
-            Some(None) => {
+            Step::Upstream(Some(Err(e))) => guard.fail(upstream_failure(&e)),
+            Step::Upstream(None) => {
                 let mut out = match parser.finish() {
                     Ok(Some(event)) => guard.on_event(event),
                     Ok(None) => Vec::new(),
@@ -831,7 +881,7 @@ async fn drive(
             }
         };
         for bytes in out {
-            if tx.send(bytes).await.is_err() {
+            if !deliver(&tx, bytes, deadline).await {
                 guard.client_gone();
                 break;
             }
@@ -840,6 +890,30 @@ async fn drive(
     drop(body);
     let (decision, cut) = guard.outcome();
     on_end(&decision, cut.as_ref());
+}
+
+/// `passthrough` mode: the upstream's bytes unchanged, but with the same
+/// bounds as a moderated stream and an error event if the upstream breaks.
+async fn relay(upstream: reqwest::Response, tx: mpsc::Sender<Bytes>, deadline: Instant) {
+    let mut body = upstream.bytes_stream();
+    loop {
+        let bytes = match next_step(&mut body, &tx, deadline).await {
+            Step::ClientGone | Step::Upstream(None) => return,
+            Step::Expired => error_event(EXPIRED),
+            Step::Upstream(Some(Err(e))) => error_event(upstream_failure(&e)),
+            Step::Upstream(Some(Ok(bytes))) => {
+                if !deliver(&tx, bytes, deadline).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        // The upstream broke mid-event perhaps: start the error on a line
+        // of its own so the client's parser sees a whole event.
+        let _ = deliver(&tx, Bytes::from_static(b"\n\n"), deadline).await;
+        let _ = deliver(&tx, bytes, deadline).await;
+        return;
+    }
 }
 
 fn sse_response(body: Body, check: &'static str) -> Response {

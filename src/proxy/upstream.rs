@@ -119,7 +119,7 @@ impl UpstreamClient {
             ApiError::UpstreamTimeout {
                 upstream: self.name.clone(),
             }
-        } else if err.is_decode() || err.is_body() {
+        } else if err.is_decode() || err.is_body() || not_http(&err) {
             ApiError::UpstreamInvalid {
                 upstream: self.name.clone(),
                 detail: error_chain(&err),
@@ -132,13 +132,24 @@ impl UpstreamClient {
         }
     }
 
-    /// Reads a whole upstream body, at most `limit` bytes.
+    /// Reads a whole upstream body, at most `limit` bytes: a declared
+    /// `Content-Length` beyond it fails before reading anything, and an
+    /// undeclared one as soon as the limit is crossed (the connection is
+    /// dropped, not drained).
     pub async fn read_body(
         &self,
         response: reqwest::Response,
         limit: usize,
     ) -> Result<Bytes, ApiError> {
+        let too_large = || ApiError::UpstreamTooLarge {
+            upstream: self.name.clone(),
+            limit,
+        };
         let mut response = response;
+        let declared = response.content_length().unwrap_or(0);
+        if usize::try_from(declared).map_or(true, |n| n > limit) {
+            return Err(too_large());
+        }
         let mut out = Vec::new();
         while let Some(chunk) = response
             .chunk()
@@ -146,10 +157,7 @@ impl UpstreamClient {
             .map_err(|e| self.transport_error(e))?
         {
             if out.len() + chunk.len() > limit {
-                return Err(ApiError::UpstreamInvalid {
-                    upstream: self.name.clone(),
-                    detail: format!("response larger than {limit} bytes"),
-                });
+                return Err(too_large());
             }
             out.extend_from_slice(&chunk);
         }
@@ -172,6 +180,19 @@ impl UpstreamClient {
         )?;
         Ok(raw)
     }
+}
+
+/// The upstream answered, but not with HTTP (reqwest reports hyper's parse
+/// errors as request errors, which would otherwise read "unreachable").
+fn not_http(err: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            return h.is_parse() || h.is_parse_status();
+        }
+        source = s.source();
+    }
+    false
 }
 
 fn error_chain(err: &dyn std::error::Error) -> String {

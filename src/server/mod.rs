@@ -6,10 +6,12 @@
 //! including 401s; authentication is default-deny: every path needs a key
 //! unless it is listed in `auth.open_paths`.
 
+pub mod connections;
 pub mod demo;
 pub mod reload;
+mod write_timeout;
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::time::Duration;
 
 use axum::Router;
@@ -19,7 +21,6 @@ use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
-use axum::serve::ListenerExt;
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
@@ -41,6 +42,7 @@ pub fn app(state: ProxyState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(TraceLayer::new_for_http())
+        .layer(middleware::from_fn_with_state(state.clone(), deadline))
         .layer(middleware::from_fn_with_state(state.clone(), shed_load))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -126,6 +128,19 @@ async fn shed_load(State(state): State<ProxyState>, request: Request, next: Next
     }
 }
 
+/// Bounds each request's time until its response head with
+/// `request_timeout_secs` (OpenAI-shaped 504 after). A non-streamed answer is
+/// read whole before its head is sent, so this covers the client body, the
+/// scans and the whole upstream exchange; a stream is bounded from then on
+/// by `max_stream_secs`. Dropping the handler drops the upstream request.
+async fn deadline(State(state): State<ProxyState>, request: Request, next: Next) -> Response {
+    let secs = state.config.request_timeout_secs;
+    match tokio::time::timeout(Duration::from_secs(secs), next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::RequestTimeout { secs }.into_response(),
+    }
+}
+
 /// Counts requests by route and status.
 async fn count_requests(State(state): State<ProxyState>, request: Request, next: Next) -> Response {
     let route = match request.uri().path() {
@@ -173,41 +188,13 @@ async fn request_id(mut request: Request, next: Next) -> Response {
 
 /// Serves `state` on `listener` until `shutdown` resolves. Then it stops
 /// accepting, lets requests and streams in flight finish for up to
-/// `shutdown_grace_secs`, and returns.
+/// `shutdown_grace_secs`, and returns. Connection limits (header timeout,
+/// header size) are applied per connection by [`connections`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: ProxyState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let grace = Duration::from_secs(state.config.shutdown_grace_secs);
-    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
-    let shutdown = async move {
-        shutdown.await;
-        let _ = signalled_tx.send(());
-    };
-    // Streams are many small writes: without TCP_NODELAY each one after the
-    // first waits for the client's delayed ACK (~40 ms).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY on a client connection");
-        }
-    });
-    let server = axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .into_future();
-    tokio::pin!(server);
-    tokio::select! {
-        result = &mut server => return result,
-        _ = signalled_rx => {}
-    }
-    match tokio::time::timeout(grace, server).await {
-        Ok(result) => result,
-        Err(_) => {
-            tracing::warn!(
-                grace_secs = grace.as_secs(),
-                "shutdown deadline reached; closing remaining connections"
-            );
-            Ok(())
-        }
-    }
+    let limits = connections::ConnectionLimits::from_config(&state.config);
+    connections::run(listener, app(state), limits, shutdown).await
 }

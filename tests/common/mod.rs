@@ -529,10 +529,12 @@ impl ProxyBuilder {
         let state = ProxyState::with_policies(config, policies).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = palisade::server::app(state.clone());
-        tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
+        // The real accept loop, so connection limits apply in every test.
+        tokio::spawn(palisade::server::serve(
+            listener,
+            state.clone(),
+            std::future::pending(),
+        ));
         Proxy {
             url: format!("http://{addr}"),
             state,
