@@ -531,12 +531,18 @@ async fn soak(binary: &Path, policy: &Path, minutes: u64, rate: f64) -> bool {
         .unwrap_or(0.0) as usize;
     let sent = reloads_sent.load(Ordering::SeqCst);
 
-    // RSS trend: the second half's samples against the first half's (after
-    // the first minute, when allocator arenas and pools have grown).
+    // RSS trend: the first third of the run is warm-up (allocator arenas,
+    // connection pools and regex caches grow to their working size); after
+    // it, the last third must not sit above the middle third.
     let tail = &rss[1..];
-    let half = tail.len() / 2;
-    let first = tail[..half.max(1)].iter().copied().max().unwrap_or(0);
-    let last = tail[half..].iter().copied().max().unwrap_or(0);
+    let third = tail.len() / 3;
+    let (middle, end_part) = if third == 0 {
+        (&tail[..1], &tail[tail.len() - 1..])
+    } else {
+        (&tail[third..2 * third], &tail[2 * third..])
+    };
+    let first = middle.iter().copied().max().unwrap_or(0);
+    let last = end_part.iter().copied().max().unwrap_or(0);
     let growth = last as f64 - first as f64;
     let rss_ok = growth <= (first as f64 * 0.10).max(4096.0);
     let errors_ok = totals.errors == 0;
@@ -560,7 +566,7 @@ async fn soak(binary: &Path, policy: &Path, minutes: u64, rate: f64) -> bool {
         if reloads_pass { "PASS" } else { "FAIL" }
     );
     println!(
-        "verdict RSS:     {} (start {:.1} MB, max of first half {:.1} MB, max of second half {:.1} MB, end {:.1} MB)",
+        "verdict RSS:     {} (after warm-up {:.1} MB; max of the middle third {:.1} MB, of the last third {:.1} MB; end {:.1} MB)",
         if rss_ok { "PASS" } else { "FAIL" },
         mb(rss_start),
         mb(first),
