@@ -42,7 +42,17 @@ fn chat(data: &[u8]) {
     assert_eq!(after, expected, "rewriting every text in place");
     let json = serde_json::to_vec(&request).expect("a parsed request serialises");
     let again = parse_json::<ChatRequest>(&json).expect("a serialised request parses");
-    assert_eq!(texts(&chat_segments(&again)), after, "serialise round trip");
+    // What is forwarded exposes no text that was not scanned: every text in
+    // it is one of the rewritten ones. (It may expose fewer: content that
+    // was malformed is scanned string by string, and once re-serialised
+    // without its duplicated keys it can read as parts whose non-text fields
+    // are not model input.)
+    for (place, text) in texts(&chat_segments(&again)) {
+        assert!(
+            after.iter().any(|(_, t)| *t == text),
+            "serialised request exposes unscanned {text:?} at {place}"
+        );
+    }
 }
 
 fn completion(data: &[u8]) {
