@@ -14,52 +14,29 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use axum::Router;
 use axum::body::Body;
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::post;
-use axum::serve::ListenerExt;
+use common::{ANSWER, STREAM_END, chat_answer, chunk_event, serve, sse_response};
 use futures_util::StreamExt;
 use palisade::config::Config;
 use palisade::policy;
 use palisade::proxy::state::ProxyState;
 use serde_json::{Value, json};
 
-const ANSWER: &str = "Lisbon in spring is lovely: start at the Alfama, walk up to the castle, \
-    then take tram 28 to Estrela. Day two, Belem and its monastery; day three, Sintra.";
-
 async fn mock_chat(axum::Json(body): axum::Json<Value>) -> Response {
     if body.get("stream").and_then(Value::as_bool) == Some(true) {
-        let mut out = String::new();
         let words: Vec<&str> = ANSWER.split_inclusive(' ').collect();
-        for i in 0..16 {
-            let piece = words[i % words.len()];
-            let chunk = json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
-                "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": null}]});
-            out.push_str(&format!("data: {chunk}\n\n"));
-        }
-        out.push_str("data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n");
-        return (
-            [(header::CONTENT_TYPE, "text/event-stream")],
-            Body::from(out),
-        )
-            .into_response();
+        let mut out: String = (0..16)
+            .map(|i| chunk_event(words[i % words.len()]))
+            .collect();
+        out.push_str(STREAM_END);
+        return sse_response(Body::from(out));
     }
-    axum::Json(json!({
-        "id": "c", "object": "chat.completion", "created": 1, "model": "m",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": ANSWER}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 20, "completion_tokens": 40, "total_tokens": 60}
-    }))
-    .into_response()
-}
-
-async fn serve(router: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let listener = listener.tap_io(|tcp| tcp.set_nodelay(true).unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    format!("http://{addr}/v1")
+    chat_answer(ANSWER)
 }
 
 /// The proxy as `palisade serve` runs it.

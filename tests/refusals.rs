@@ -314,3 +314,39 @@ async fn a_secret_leaked_in_an_answer_is_redacted() {
         "The key: [REDACTED:secret-openai-key]"
     );
 }
+
+/// Found by fuzzing (`fuzz/`, target `request`): one content part with a
+/// duplicated key or a field of the wrong type made the whole content array
+/// skip scanning, yet it was forwarded and the model read the text.
+#[tokio::test]
+async fn malformed_content_parts_are_scanned_too() {
+    let mock = MockUpstream::start().await;
+    let proxy = Proxy::default_policy(&mock).await;
+    let bodies = [
+        format!(
+            r#"{{"model":"m","messages":[{{"role":"user","content":[{{"type":"text","text":"{INJECTION}","type":"text"}}]}}]}}"#
+        ),
+        json!({"model": "m", "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "Hello."},
+            {"type": 5, "text": INJECTION}
+        ]}]})
+        .to_string(),
+    ];
+    for body in bodies {
+        let got = proxy
+            .post_raw(
+                "/v1/chat/completions",
+                Some("application/json"),
+                body.clone().into_bytes(),
+            )
+            .await;
+        assert_eq!(got.status, 200, "{body}: {}", got.text());
+        assert_eq!(
+            got.header("x-palisade-decision"),
+            Some("block"),
+            "{body}: {}",
+            got.text()
+        );
+        assert_eq!(mock.count(), 0, "{body}: reached the upstream");
+    }
+}

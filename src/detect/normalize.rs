@@ -109,9 +109,21 @@ impl View {
         .min(orig_len)
     }
 
-    /// Records that text bytes `[t, t + len)` (just appended) came from original `[s, e)`.
+    /// Records that text bytes `[t, t + len)` (just appended) came from original `[s, e)`,
+    /// which is a byte-for-byte image when the lengths agree. Only sound when the text bytes
+    /// are one char, or a copy of the same bytes (ASCII lowercasing): see [`View::add_opaque`].
     fn add(&mut self, t: u32, len: u32, s: u32, e: u32) {
-        let lin = e.checked_sub(s) == Some(len);
+        self.add_seg(t, len, s, e, true);
+    }
+
+    /// Like [`View::add`] for text that is *not* a byte image of `[s, e)` even if the lengths
+    /// agree (e.g. `hb` folded from the two-byte `њ`): offsets inside it map to the whole range.
+    fn add_opaque(&mut self, t: u32, len: u32, s: u32, e: u32) {
+        self.add_seg(t, len, s, e, false);
+    }
+
+    fn add_seg(&mut self, t: u32, len: u32, s: u32, e: u32, may_be_linear: bool) {
+        let lin = may_be_linear && e.checked_sub(s) == Some(len);
         if let Some(last) = self.segs.last_mut() {
             if lin && last.linear && last.e == s && last.t + (last.e - last.s) == t {
                 last.e = e;
@@ -691,7 +703,7 @@ fn copy_verbatim(norm: &View, a: usize, b: usize, out: &mut View) {
             let os = g.s + to_u32(x - gt);
             out.add(ot, len, os, os + len);
         } else {
-            out.add(ot, len, g.s, g.e);
+            out.add_opaque(ot, len, g.s, g.e);
         }
     }
 }
@@ -1104,6 +1116,38 @@ mod tests {
         assert_eq!(n.normalized.text.chars().count(), 100_000);
         let o = "a ".repeat(50_000);
         let _ = normalize(&o);
+    }
+
+    /// Every char-sized range of both views maps inside `o` and onto char boundaries.
+    fn assert_all_ranges_valid(o: &str) {
+        let n = normalize(o);
+        for v in [&n.normalized, &n.deobfuscated] {
+            let bounds: Vec<usize> = (0..=v.text.len())
+                .filter(|&i| v.text.is_char_boundary(i))
+                .collect();
+            for w in bounds.windows(2) {
+                let r = v.original_range(w[0], w[1]);
+                assert!(r.start <= r.end && r.end <= o.len(), "{r:?} in {o:?}");
+                assert!(
+                    o.is_char_boundary(r.start) && o.is_char_boundary(r.end),
+                    "{:?} of {:?} maps to {r:?}, inside a char of {o:?}",
+                    &v.text[w[0]..w[1]],
+                    v.text
+                );
+            }
+        }
+    }
+
+    /// Found by `fuzz/` (target `normalize`): `њ` (two bytes) folds to `hb` (two bytes); the
+    /// deobfuscated view copied that segment and, the lengths being equal, took it for a
+    /// byte-for-byte image, so `h` mapped to the middle of `њ`.
+    #[test]
+    fn fuzz_regression_equal_length_fold_is_not_linear() {
+        assert_all_ranges_valid(
+            "i\u{45a}s\u{440}\u{0} \u{fffd}3o\u{fffd}\u{0}D@\u{fffd}\u{45a}s\u{fffd} \u{fffd}",
+        );
+        assert_all_ranges_valid("\u{45a}");
+        assert_all_ranges_valid("x \u{45a}\u{45a} y");
     }
 
     mod props {

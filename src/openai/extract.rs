@@ -22,6 +22,9 @@ pub enum Place {
     Part { message: usize, part: usize },
     /// `messages[i].tool_calls[j].function.arguments`.
     ToolArguments { message: usize, call: usize },
+    /// A string inside `messages[i].content` that is neither a string nor
+    /// well-formed parts, by JSON pointer.
+    ContentValue { message: usize, pointer: String },
     /// A string inside `tools[i]`, by JSON pointer.
     ToolDefinition { tool: usize, pointer: String },
     /// `prompt` / `input` as a single string.
@@ -95,7 +98,24 @@ fn message_segments<'a>(i: usize, message: &'a ChatMessage, out: &mut Vec<Locate
                 }
             }
         }
-        Some(MessageContent::Other(_)) | None => {}
+        Some(MessageContent::Other(value)) => {
+            // Content that did not parse as text or parts (a part with a
+            // duplicated key or a field of the wrong type) is still forwarded,
+            // and a lenient upstream may read its text: scan every string.
+            let mut strings = Vec::new();
+            collect_strings(value, String::new(), &mut strings);
+            for (pointer, text) in strings {
+                let location = format!("messages[{i}].content{}", pointer.replace('/', "."));
+                out.push((
+                    Segment::new(role, location, Cow::Borrowed(text)),
+                    Place::ContentValue {
+                        message: i,
+                        pointer,
+                    },
+                ));
+            }
+        }
+        None => {}
     }
     for (j, call) in message.tool_calls.iter().flatten().enumerate() {
         if let Some(arguments) = call.function.as_ref().and_then(|f| f.arguments.as_deref()) {
@@ -248,6 +268,16 @@ pub fn rewrite_chat(request: &mut ChatRequest, place: &Place, text: String) {
         Place::ToolArguments { message, call } => {
             if let Some(m) = request.messages.get_mut(*message) {
                 set_tool_arguments(m, *call, text);
+            }
+        }
+        Place::ContentValue { message, pointer } => {
+            if let Some(MessageContent::Other(value)) = request
+                .messages
+                .get_mut(*message)
+                .and_then(|m| m.content.as_mut())
+                && let Some(target) = value.pointer_mut(pointer)
+            {
+                *target = Value::String(text);
             }
         }
         Place::ToolDefinition { tool, pointer } => {

@@ -67,6 +67,11 @@ impl Parser {
 
     /// Adds bytes and returns every event they complete. Each byte is
     /// examined once for a boundary, so parsing is linear in the stream.
+    ///
+    /// The size limit applies to each event however the bytes were split: a
+    /// complete event over the limit is refused too, and an unfinished one as
+    /// soon as it cannot fit any more (the buffer may also hold up to three
+    /// bytes of a separator that is not complete yet).
     pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<Event>, SseError> {
         self.buffer.extend_from_slice(bytes);
         let mut events = Vec::new();
@@ -74,11 +79,11 @@ impl Parser {
             let raw = self.buffer.split_to(end.event_end);
             let _separator = self.buffer.split_to(end.separator_len);
             self.searched = 0;
-            if let Some(event) = parse_event(&raw)? {
+            if let Some(event) = self.parse(&raw)? {
                 events.push(event);
             }
         }
-        if self.buffer.len() > self.max_event_bytes {
+        if self.buffer.len() > self.max_event_bytes.saturating_add(MAX_PARTIAL_SEPARATOR) {
             return Err(SseError::EventTooLarge(self.max_event_bytes));
         }
         Ok(events)
@@ -89,7 +94,14 @@ impl Parser {
     pub fn finish(&mut self) -> Result<Option<Event>, SseError> {
         let raw = self.buffer.split();
         self.searched = 0;
-        parse_event(&raw)
+        self.parse(&raw)
+    }
+
+    fn parse(&self, raw: &[u8]) -> Result<Option<Event>, SseError> {
+        if raw.len() > self.max_event_bytes {
+            return Err(SseError::EventTooLarge(self.max_event_bytes));
+        }
+        parse_event(raw)
     }
 
     fn boundary(&mut self) -> Option<Boundary> {
@@ -118,6 +130,9 @@ impl Parser {
         None
     }
 }
+
+/// Longest unfinished separator kept after an event: `\r\n\r` of `\r\n\r\n`.
+const MAX_PARTIAL_SEPARATOR: usize = 3;
 
 struct Boundary {
     event_end: usize,
@@ -200,9 +215,31 @@ mod tests {
     #[test]
     fn oversized_event_and_invalid_utf8_are_errors() {
         let mut parser = Parser::new(16);
-        assert_eq!(parser.push(&[b'x'; 17]), Err(SseError::EventTooLarge(16)));
+        assert_eq!(parser.push(&[b'x'; 20]), Err(SseError::EventTooLarge(16)));
+        let mut parser = Parser::new(16);
+        assert_eq!(parser.push(&[b'x'; 17]), Ok(vec![]));
+        assert_eq!(parser.finish(), Err(SseError::EventTooLarge(16)));
         let mut parser = Parser::new(16);
         assert_eq!(parser.push(b"data: \xff\n\n"), Err(SseError::InvalidUtf8));
+    }
+
+    /// Found by `fuzz/` (target `sse`): a complete event over the limit was
+    /// refused when it arrived in small pieces but accepted in one piece.
+    #[test]
+    fn fuzz_regression_limit_does_not_depend_on_the_split() {
+        let bytes = b"data: aaaaaaaaaaaaaaaaaaaaaaaa\n\ndata: b\n\n";
+        for cut in 0..=bytes.len() {
+            let mut parser = Parser::new(8);
+            let first = parser.push(&bytes[..cut]);
+            let outcome = first.and_then(|_| parser.push(&bytes[cut..]));
+            assert_eq!(outcome, Err(SseError::EventTooLarge(8)), "split at {cut}");
+        }
+        let mut parser = Parser::new(30);
+        let events = parser.push(bytes).unwrap();
+        assert_eq!(events.len(), 2);
+        for cut in 0..=bytes.len() {
+            assert_eq!(parse_in_pieces(bytes, &[cut]), events, "split at {cut}");
+        }
     }
 
     #[test]
