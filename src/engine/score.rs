@@ -120,9 +120,7 @@ fn may_reach_threshold(
             return false;
         };
         let possible = match &signal.source {
-            SignalSource::Matches { hits_from, .. } => {
-                !evidence.hits_of(*hits_from).is_empty()
-            }
+            SignalSource::Matches { hits_from, .. } => !evidence.hits_of(*hits_from).is_empty(),
             SignalSource::Classifier { .. } => true,
             SignalSource::Obfuscation(signs) => signs
                 .iter()

@@ -13,8 +13,7 @@ use super::compiled::{
 };
 use super::load::{LoadedFile, line_of_rule};
 use super::model::{
-    Action, ActionSpec, AppliesTo, CategorySpec, Direction, Form, RuleSpec, SignalSpec,
-    Validator,
+    Action, ActionSpec, AppliesTo, CategorySpec, Direction, Form, RuleSpec, SignalSpec, Validator,
 };
 use crate::detect::classifier::Model;
 use crate::detect::decode::DecodeLimits;
