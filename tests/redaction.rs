@@ -232,6 +232,31 @@ async fn an_email_in_an_answer_is_redacted_too() {
     assert_eq!(got.json()["usage"]["total_tokens"], 7);
 }
 
+/// An answer's `content` may be an array of parts; clients render its text
+/// just like a string, so it is redacted the same way.
+#[tokio::test]
+async fn an_email_in_an_answer_made_of_parts_is_redacted_too() {
+    let mock = MockUpstream::start().await;
+    let mut answer = common::chat_completion("m", "x");
+    answer["choices"][0]["message"]["content"] = json!([
+        {"type": "text", "text": "Her address:"},
+        {"type": "text", "text": format!("write to {EMAIL} today")}]);
+    mock.reply(common::Reply::json(200, answer));
+    let proxy = Proxy::with_policy(&mock, EMAIL_POLICY).await;
+
+    let got = proxy
+        .post("/v1/chat/completions", &chat("Who is Jane?"))
+        .await;
+
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(
+        got.json()["choices"][0]["message"]["content"],
+        json!([
+            {"type": "text", "text": "Her address:"},
+            {"type": "text", "text": "write to [REDACTED:email] today"}])
+    );
+}
+
 #[tokio::test]
 async fn explicit_null_content_survives_a_rewrite_both_ways() {
     let mock = MockUpstream::start().await;

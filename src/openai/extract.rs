@@ -16,9 +16,9 @@ use crate::policy::Role;
 /// Where a segment lives, precisely enough to rewrite it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Place {
-    /// `messages[i].content` as a string.
+    /// `messages[i].content` as a string (in an answer, `i` is the choice).
     Content { message: usize },
-    /// `messages[i].content[j].text`.
+    /// `messages[i].content[j].text` (in an answer, `i` is the choice).
     Part { message: usize, part: usize },
     /// `messages[i].tool_calls[j].function.arguments`.
     ToolArguments { message: usize, call: usize },
@@ -31,7 +31,7 @@ pub enum Place {
     Single,
     /// `prompt[i]` / `input[i]`.
     Item { index: usize },
-    /// `choices[i].message.content` or `choices[i].text`.
+    /// `choices[i].text` of a legacy completion answer.
     Choice { choice: usize },
 }
 
@@ -73,49 +73,8 @@ pub fn chat_segments(request: &ChatRequest) -> Vec<Located<'_>> {
 
 fn message_segments<'a>(i: usize, message: &'a ChatMessage, out: &mut Vec<Located<'a>>) {
     let role = role_of(&message.role);
-    match &message.content {
-        Some(MessageContent::Text(text)) => {
-            out.push((
-                Segment::new(
-                    role,
-                    format!("messages[{i}].content"),
-                    Cow::Borrowed(text.as_str()),
-                ),
-                Place::Content { message: i },
-            ));
-        }
-        Some(MessageContent::Parts(parts)) => {
-            for (j, part) in parts.iter().enumerate() {
-                if let Some(text) = &part.text {
-                    let location = format!("messages[{i}].content[{j}].text");
-                    out.push((
-                        Segment::new(role, location, Cow::Borrowed(text.as_str())),
-                        Place::Part {
-                            message: i,
-                            part: j,
-                        },
-                    ));
-                }
-            }
-        }
-        Some(MessageContent::Other(value)) => {
-            // Content that did not parse as text or parts (a part with a
-            // duplicated key or a field of the wrong type) is still forwarded,
-            // and a lenient upstream may read its text: scan every string.
-            let mut strings = Vec::new();
-            collect_strings(value, String::new(), &mut strings);
-            for (pointer, text) in strings {
-                let location = format!("messages[{i}].content{}", pointer.replace('/', "."));
-                out.push((
-                    Segment::new(role, location, Cow::Borrowed(text)),
-                    Place::ContentValue {
-                        message: i,
-                        pointer,
-                    },
-                ));
-            }
-        }
-        None => {}
+    if let Some(content) = &message.content {
+        content_segments(role, &format!("messages[{i}].content"), i, content, out);
     }
     for (j, call) in message.tool_calls.iter().flatten().enumerate() {
         if let Some(arguments) = call.function.as_ref().and_then(|f| f.arguments.as_deref()) {
@@ -127,6 +86,49 @@ fn message_segments<'a>(i: usize, message: &'a ChatMessage, out: &mut Vec<Locate
                     call: j,
                 },
             ));
+        }
+    }
+}
+
+/// Texts of one message's `content`, whichever shape it has. Requests and
+/// answers share this so that no shape is scanned on one side only: a string,
+/// typed parts, or anything else (a part with a duplicated key or a field of
+/// the wrong type), which is still forwarded and which a lenient reader may
+/// still show, so every string inside it is scanned.
+fn content_segments<'a>(
+    role: Role,
+    base: &str,
+    message: usize,
+    content: &'a MessageContent,
+    out: &mut Vec<Located<'a>>,
+) {
+    match content {
+        MessageContent::Text(text) => out.push((
+            Segment::new(role, base.to_owned(), Cow::Borrowed(text.as_str())),
+            Place::Content { message },
+        )),
+        MessageContent::Parts(parts) => {
+            for (part, text) in parts
+                .iter()
+                .enumerate()
+                .filter_map(|(j, p)| p.text.as_deref().map(|t| (j, t)))
+            {
+                out.push((
+                    Segment::new(role, format!("{base}[{part}].text"), Cow::Borrowed(text)),
+                    Place::Part { message, part },
+                ));
+            }
+        }
+        MessageContent::Other(value) => {
+            let mut strings = Vec::new();
+            collect_strings(value, String::new(), &mut strings);
+            for (pointer, text) in strings {
+                let location = format!("{base}{}", pointer.replace('/', "."));
+                out.push((
+                    Segment::new(role, location, Cow::Borrowed(text)),
+                    Place::ContentValue { message, pointer },
+                ));
+            }
         }
     }
 }
@@ -200,15 +202,9 @@ pub fn chat_response_segments(response: &ChatResponse) -> Vec<Located<'_>> {
         let Some(message) = &choice.message else {
             continue;
         };
-        if let Some(MessageContent::Text(text)) = &message.content {
-            out.push((
-                Segment::new(
-                    Role::Assistant,
-                    format!("choices[{c}].message.content"),
-                    Cow::Borrowed(text.as_str()),
-                ),
-                Place::Choice { choice: c },
-            ));
+        if let Some(content) = &message.content {
+            let base = format!("choices[{c}].message.content");
+            content_segments(Role::Assistant, &base, c, content, &mut out);
         }
         for (j, call) in message.tool_calls.iter().flatten().enumerate() {
             if let Some(arguments) = call.function.as_ref().and_then(|f| f.arguments.as_deref()) {
@@ -250,34 +246,12 @@ pub fn completion_response_segments(response: &CompletionResponse) -> Vec<Locate
 /// Writes `text` to `place` in a chat request.
 pub fn rewrite_chat(request: &mut ChatRequest, place: &Place, text: String) {
     match place {
-        Place::Content { message } => {
+        Place::Content { message }
+        | Place::Part { message, .. }
+        | Place::ContentValue { message, .. }
+        | Place::ToolArguments { message, .. } => {
             if let Some(m) = request.messages.get_mut(*message) {
-                m.content = Some(MessageContent::Text(text));
-            }
-        }
-        Place::Part { message, part } => {
-            if let Some(MessageContent::Parts(parts)) = request
-                .messages
-                .get_mut(*message)
-                .and_then(|m| m.content.as_mut())
-                && let Some(p) = parts.get_mut(*part)
-            {
-                p.text = Some(text);
-            }
-        }
-        Place::ToolArguments { message, call } => {
-            if let Some(m) = request.messages.get_mut(*message) {
-                set_tool_arguments(m, *call, text);
-            }
-        }
-        Place::ContentValue { message, pointer } => {
-            if let Some(MessageContent::Other(value)) = request
-                .messages
-                .get_mut(*message)
-                .and_then(|m| m.content.as_mut())
-                && let Some(target) = value.pointer_mut(pointer)
-            {
-                *target = Value::String(text);
+                rewrite_message(m, place, text);
             }
         }
         Place::ToolDefinition { tool, pointer } => {
@@ -291,6 +265,25 @@ pub fn rewrite_chat(request: &mut ChatRequest, place: &Place, text: String) {
             }
         }
         Place::Single | Place::Item { .. } | Place::Choice { .. } => {}
+    }
+}
+
+/// Writes `text` to a place inside one message (of a request or an answer).
+fn rewrite_message(message: &mut ChatMessage, place: &Place, text: String) {
+    match (place, message.content.as_mut()) {
+        (Place::Content { .. }, _) => message.content = Some(MessageContent::Text(text)),
+        (Place::Part { part, .. }, Some(MessageContent::Parts(parts))) => {
+            if let Some(p) = parts.get_mut(*part) {
+                p.text = Some(text);
+            }
+        }
+        (Place::ContentValue { pointer, .. }, Some(MessageContent::Other(value))) => {
+            if let Some(target) = value.pointer_mut(pointer) {
+                *target = Value::String(text);
+            }
+        }
+        (Place::ToolArguments { call, .. }, _) => set_tool_arguments(message, *call, text),
+        _ => {}
     }
 }
 
@@ -320,26 +313,22 @@ pub fn rewrite_value(value: &mut Value, place: &Place, text: String) {
 
 /// Writes `text` to `place` in a chat answer.
 pub fn rewrite_chat_response(response: &mut ChatResponse, place: &Place, text: String) {
-    match place {
-        Place::Choice { choice } => {
-            if let Some(m) = response
-                .choices
-                .get_mut(*choice)
-                .and_then(|c| c.message.as_mut())
-            {
-                m.content = Some(MessageContent::Text(text));
-            }
-        }
-        Place::ToolArguments { message, call } => {
-            if let Some(m) = response
-                .choices
-                .get_mut(*message)
-                .and_then(|c| c.message.as_mut())
-            {
-                set_tool_arguments(m, *call, text);
-            }
-        }
-        _ => {}
+    if let Place::Content { message: choice }
+    | Place::Part {
+        message: choice, ..
+    }
+    | Place::ContentValue {
+        message: choice, ..
+    }
+    | Place::ToolArguments {
+        message: choice, ..
+    } = place
+        && let Some(m) = response
+            .choices
+            .get_mut(*choice)
+            .and_then(|c| c.message.as_mut())
+    {
+        rewrite_message(m, place, text);
     }
 }
 

@@ -66,7 +66,7 @@ pub enum MessageContent {
     Text(String),
     /// Typed parts (`text`, `image_url`, `input_audio`, ...).
     Parts(Vec<ContentPart>),
-    /// Anything else, forwarded untouched (and not scanned).
+    /// Anything else: forwarded untouched, and every string in it scanned.
     Other(Value),
 }
 

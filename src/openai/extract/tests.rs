@@ -66,3 +66,38 @@ fn fuzz_regression_forwarded_request_exposes_only_scanned_texts() {
         .collect();
     assert_eq!(texts, ["[redacted]"], "{out}");
 }
+
+/// An answer whose `content` is an array (typed parts, or parts that do not
+/// parse) is read by clients just like a string; it must be scanned and
+/// rewritten the same way, or output checks are bypassed by the answer's shape.
+#[test]
+fn answer_content_of_every_shape_is_scanned_and_rewritten() {
+    for raw in [
+        r#"{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"secret"}}]}"#,
+        r#"{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":[{"type":"text","text":"secret"}]}}]}"#,
+        r#"{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":[{"type":"text","text":"secret","type":"text"}]}}]}"#,
+        r#"{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":{"text":"secret"}}}]}"#,
+    ] {
+        let mut response = match parse_json::<ChatResponse>(raw.as_bytes()) {
+            Ok(r) => r,
+            Err(e) => panic!("{raw}: {e:?}"),
+        };
+        let segments = chat_response_segments(&response);
+        let texts: Vec<&str> = segments.iter().map(|(s, _)| s.text.as_ref()).collect();
+        assert_eq!(texts, ["secret"], "{raw}");
+        assert!(segments.iter().all(|(s, _)| s.role == Role::Assistant));
+        assert!(
+            segments[0]
+                .0
+                .location
+                .starts_with("choices[0].message.content")
+        );
+        let places: Vec<Place> = segments.into_iter().map(|(_, p)| p).collect();
+        for place in &places {
+            rewrite_chat_response(&mut response, place, "[redacted]".into());
+        }
+        let out = serde_json::to_string(&response).unwrap_or_default();
+        assert!(!out.contains("secret"), "{out}");
+        assert!(out.contains("[redacted]"), "{out}");
+    }
+}
