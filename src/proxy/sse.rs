@@ -47,10 +47,15 @@ pub enum SseError {
 }
 
 /// Splits a byte stream into events.
+///
+/// Lines may end in `\n`, `\r\n` or a lone `\r` (all three are valid SSE,
+/// and mixed endings occur behind some gateways); an empty line ends an event.
 #[derive(Debug)]
 pub struct Parser {
     buffer: BytesMut,
-    /// Bytes of `buffer` already searched for an event boundary.
+    /// Where the unfinished line of `buffer` starts.
+    line_start: usize,
+    /// Bytes of `buffer` already searched for a line end.
     searched: usize,
     max_event_bytes: usize,
 }
@@ -60,24 +65,26 @@ impl Parser {
     pub fn new(max_event_bytes: usize) -> Self {
         Self {
             buffer: BytesMut::new(),
+            line_start: 0,
             searched: 0,
             max_event_bytes,
         }
     }
 
     /// Adds bytes and returns every event they complete. Each byte is
-    /// examined once for a boundary, so parsing is linear in the stream.
+    /// examined once for a line end, so parsing is linear in the stream.
     ///
     /// The size limit applies to each event however the bytes were split: a
     /// complete event over the limit is refused too, and an unfinished one as
-    /// soon as it cannot fit any more (the buffer may also hold up to three
-    /// bytes of a separator that is not complete yet).
+    /// soon as it cannot fit any more (the buffer may also hold the end of its
+    /// last line and part of the blank line that will close it).
     pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<Event>, SseError> {
         self.buffer.extend_from_slice(bytes);
         let mut events = Vec::new();
         while let Some(end) = self.boundary() {
             let raw = self.buffer.split_to(end.event_end);
             let _separator = self.buffer.split_to(end.separator_len);
+            self.line_start = 0;
             self.searched = 0;
             if let Some(event) = self.parse(&raw)? {
                 events.push(event);
@@ -93,50 +100,76 @@ impl Parser {
     /// blank line still counts).
     pub fn finish(&mut self) -> Result<Option<Event>, SseError> {
         let raw = self.buffer.split();
+        self.line_start = 0;
         self.searched = 0;
         self.parse(&raw)
     }
 
     fn parse(&self, raw: &[u8]) -> Result<Option<Event>, SseError> {
-        if raw.len() > self.max_event_bytes {
+        if without_line_end(raw).len() > self.max_event_bytes {
             return Err(SseError::EventTooLarge(self.max_event_bytes));
         }
         parse_event(raw)
     }
 
+    /// Finds the next empty line: the event is everything before it.
     fn boundary(&mut self) -> Option<Boundary> {
-        let bytes = &self.buffer[..];
-        // Re-check one byte back: a `\r\n\r\n` may straddle two pushes.
-        let from = self.searched.saturating_sub(3);
-        for i in from..bytes.len() {
-            let rest = &bytes[i..];
-            let separator_len = if rest.starts_with(b"\r\n\r\n") {
-                4
-            } else if rest.starts_with(b"\n\n") || rest.starts_with(b"\r\r") {
-                2
-            } else if rest.starts_with(b"\r\n") && i + 2 == bytes.len() {
-                // Might become `\r\n\r\n`: wait for more.
-                self.searched = i;
-                return None;
-            } else {
-                continue;
+        loop {
+            let (at, len) = match line_end(&self.buffer, self.searched) {
+                LineEnd::At { at, len } => (at, len),
+                LineEnd::Pending { resume } => {
+                    self.searched = resume;
+                    return None;
+                }
             };
-            return Some(Boundary {
-                event_end: i,
-                separator_len,
-            });
+            if at == self.line_start {
+                return Some(Boundary {
+                    event_end: at,
+                    separator_len: len,
+                });
+            }
+            self.line_start = at + len;
+            self.searched = at + len;
         }
-        self.searched = bytes.len();
-        None
     }
 }
 
-/// Longest unfinished separator kept after an event: `\r\n\r` of `\r\n\r\n`.
+/// Longest tail kept beyond an event's own bytes: the `\r\n` ending its last
+/// line and the `\r` that may start the closing `\r\n`.
 const MAX_PARTIAL_SEPARATOR: usize = 3;
 
 struct Boundary {
     event_end: usize,
     separator_len: usize,
+}
+
+enum LineEnd {
+    /// A line end of `len` bytes at `at`.
+    At { at: usize, len: usize },
+    /// None yet; search again from `resume` when more bytes arrive (a `\r`
+    /// as the last byte may turn out to be half of `\r\n`).
+    Pending { resume: usize },
+}
+
+fn line_end(bytes: &[u8], from: usize) -> LineEnd {
+    let Some(offset) = bytes[from..].iter().position(|&b| b == b'\n' || b == b'\r') else {
+        return LineEnd::Pending {
+            resume: bytes.len(),
+        };
+    };
+    let at = from + offset;
+    match (bytes[at], bytes.get(at + 1)) {
+        (b'\r', None) => LineEnd::Pending { resume: at },
+        (b'\r', Some(b'\n')) => LineEnd::At { at, len: 2 },
+        _ => LineEnd::At { at, len: 1 },
+    }
+}
+
+/// `raw` without the line end of its last line, which is not part of the
+/// event's size.
+fn without_line_end(raw: &[u8]) -> &[u8] {
+    let raw = raw.strip_suffix(b"\n").unwrap_or(raw);
+    raw.strip_suffix(b"\r").unwrap_or(raw)
 }
 
 fn parse_event(raw: &[u8]) -> Result<Option<Event>, SseError> {
@@ -146,7 +179,7 @@ fn parse_event(raw: &[u8]) -> Result<Option<Event>, SseError> {
     }
     let mut data: Option<String> = None;
     let mut other_lines = Vec::new();
-    for line in text.split(['\n']).map(|l| l.trim_end_matches('\r')) {
+    for line in text.split(['\n', '\r']) {
         if line.is_empty() {
             continue;
         }
@@ -198,6 +231,33 @@ mod tests {
         assert_eq!(whole[2].data.as_deref(), Some("one\ntwo"));
         assert_eq!(whole[2].other_lines, vec!["event: x"]);
         assert_eq!(whole[3].data.as_deref(), Some("[DONE]"));
+        for a in 0..bytes.len() {
+            assert_eq!(parse_in_pieces(bytes, &[a]), whole, "split at {a}");
+        }
+        let every_byte: Vec<usize> = (1..bytes.len()).collect();
+        assert_eq!(parse_in_pieces(bytes, &every_byte), whole);
+    }
+
+    /// Every mix of `\n`, `\r\n` and lone `\r` line ends, as the SSE
+    /// specification allows, at every split point.
+    #[test]
+    fn mixed_line_ends_give_the_same_events_at_every_split() {
+        let bytes =
+            b"data: a\n\r\ndata: b\r\n\ndata: c\r\rid: 4\rdata: d\n\rdata: e\r\n\rdata: f\r\n\r\n";
+        let whole = parse_in_pieces(bytes, &[]);
+        let data: Vec<Option<&str>> = whole.iter().map(|e| e.data.as_deref()).collect();
+        assert_eq!(
+            data,
+            [
+                Some("a"),
+                Some("b"),
+                Some("c"),
+                Some("d"),
+                Some("e"),
+                Some("f")
+            ]
+        );
+        assert_eq!(whole[3].other_lines, vec!["id: 4"]);
         for a in 0..bytes.len() {
             assert_eq!(parse_in_pieces(bytes, &[a]), whole, "split at {a}");
         }

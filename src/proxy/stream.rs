@@ -661,9 +661,22 @@ fn take_delta_texts(
 ) -> Vec<Field> {
     let mut touched = Vec::new();
     for (key, field) in [("content", Field::Content), ("refusal", Field::Refusal)] {
-        if let Some(Value::String(text)) = delta.remove(key) {
-            push(field, &text);
-            touched.push(field);
+        match delta.remove(key) {
+            Some(Value::String(text)) => {
+                push(field, &text);
+                touched.push(field);
+            }
+            Some(Value::Array(parts)) => {
+                if let Some(kept) =
+                    take_part_texts(parts, |text| push(field, text), &mut touched, field)
+                {
+                    delta.insert(key.into(), kept);
+                }
+            }
+            Some(other) => {
+                delta.insert(key.into(), other);
+            }
+            None => {}
         }
     }
     if let Some(Value::Array(calls)) = delta.get_mut("tool_calls") {
@@ -694,9 +707,46 @@ fn take_delta_texts(
     touched
 }
 
+/// A delta whose content is an array of parts (some servers stream typed
+/// parts): every text in it is moderated like string content and released as
+/// string content; parts without text (images, audio) stay in the array,
+/// which is returned if anything is left.
+fn take_part_texts(
+    parts: Vec<Value>,
+    mut push: impl FnMut(&str),
+    touched: &mut Vec<Field>,
+    field: Field,
+) -> Option<Value> {
+    let mut kept = Vec::new();
+    for part in parts {
+        let text = match &part {
+            Value::String(text) => Some(text.as_str()),
+            Value::Object(p) => p.get("text").and_then(Value::as_str),
+            _ => None,
+        };
+        match text {
+            Some(text) => {
+                push(text);
+                if !touched.contains(&field) {
+                    touched.push(field);
+                }
+            }
+            None => kept.push(part),
+        }
+    }
+    (!kept.is_empty()).then_some(Value::Array(kept))
+}
+
 fn append_string(map: &mut Map<String, Value>, key: &str, text: &str) {
     match map.get_mut(key) {
         Some(Value::String(existing)) => existing.push_str(text),
+        // Non-text parts kept from an array-shaped delta (see
+        // `take_part_texts`): the released text rides along as a text part.
+        Some(Value::Array(parts)) => {
+            if !text.is_empty() {
+                parts.insert(0, json!({"type": "text", "text": text}));
+            }
+        }
         _ => {
             map.insert(key.into(), Value::String(text.to_string()));
         }

@@ -477,3 +477,46 @@ fn canary_leak_split_across_chunks_cuts_the_stream() {
     assert_eq!(client.finish[&0], "content_filter");
     assert_eq!(g.outcome().1.unwrap().reason, "system_prompt_leak");
 }
+
+/// Some servers stream `delta.content` as an array of typed parts. Its text
+/// is moderated like string content (here: cut at the forbidden phrase), not
+/// forwarded unread; a part without text stays in the delta.
+#[test]
+fn array_shaped_delta_content_is_moderated_too() {
+    let (text, _) = answer_with_phrase();
+    let mut events: Vec<Event> = text
+        .as_bytes()
+        .chunks(7)
+        .map(|c| {
+            data_event(json!({
+                "id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                "choices": [{"index": 0, "finish_reason": null, "delta": {"content": [
+                    {"type": "text", "text": String::from_utf8_lossy(c)}]}}]
+            }))
+        })
+        .collect();
+    events.insert(
+        0,
+        data_event(json!({
+            "id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": 0, "finish_reason": null, "delta": {"content": [
+                {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}}]
+        })),
+    );
+    events.push(finish(0));
+    events.push(done());
+    let out = run(&mut guard(policy()), events);
+    let client = read(&out);
+    let joined = client.data.join("\n");
+    assert!(!joined.contains("elephant"), "{joined}");
+    assert!(joined.contains("example.com/a.png"), "{joined}");
+    assert_eq!(
+        client.finish.get(&0).map(String::as_str),
+        Some("content_filter")
+    );
+    assert!(
+        client.content[&0].starts_with("Sure. Here is"),
+        "{:?}",
+        client.content
+    );
+}
