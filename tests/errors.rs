@@ -477,16 +477,42 @@ async fn upstream_error_statuses_and_bodies_are_passed_through() {
 }
 
 #[tokio::test]
-async fn a_non_json_upstream_error_keeps_its_status() {
+async fn a_non_openai_upstream_error_keeps_its_status_in_an_openai_envelope() {
     let mock = MockUpstream::start().await;
-    mock.reply(Reply::raw(502, "text/html", "<html>bad gateway</html>"));
     let proxy = Proxy::with_policy(&mock, &keyword_policy("message")).await;
+    let cases = [
+        (
+            502,
+            "text/html",
+            "<html>bad gateway</html>",
+            "upstream_error",
+        ),
+        (500, "text/plain", "", "upstream_error"),
+        (
+            404,
+            "application/json",
+            r#"{"detail":"Not Found"}"#,
+            "invalid_request_error",
+        ),
+    ];
+    for (status, content_type, body, kind) in cases {
+        for stream in [false, true] {
+            mock.reply(Reply::raw(status, content_type, body));
+            let mut request = common::chat("hi");
+            request["stream"] = json!(stream);
 
-    let got = proxy
-        .post("/v1/chat/completions", &common::chat("hi"))
-        .await;
+            let got = proxy.post("/v1/chat/completions", &request).await;
 
-    assert_eq!(got.status, 502, "{}", got.text());
+            let error = got.assert_error(status, Some("upstream_http_error"));
+            assert_eq!(error["type"], kind, "{body}");
+            let message = error["message"].as_str().unwrap_or_default();
+            assert!(
+                message.contains(&format!("HTTP {status}")) && message.contains(body),
+                "{message}"
+            );
+            assert_eq!(got.header("content-type"), Some("application/json"));
+        }
+    }
 }
 
 #[tokio::test]

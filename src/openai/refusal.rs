@@ -80,9 +80,75 @@ pub fn error_body(message: &str, kind: &str, param: Option<&str>, code: Option<&
     json!({"error": {"message": message, "type": kind, "param": param, "code": code}})
 }
 
+/// An upstream's error body as clients expect it. An OpenAI-shaped body
+/// (`{"error": {...}}`) is kept byte for byte; anything else (an HTML page
+/// from a gateway, plain text, an empty body, other JSON) is wrapped in the
+/// OpenAI envelope so SDKs can read it, quoting the start of what the
+/// upstream said. Returns `None` when the body is kept.
+pub fn wrap_upstream_error(status: u16, body: &[u8]) -> Option<Value> {
+    let is_openai_shaped = serde_json::from_slice::<Value>(body)
+        .ok()
+        .is_some_and(|v| v.get("error").is_some_and(Value::is_object));
+    if is_openai_shaped {
+        return None;
+    }
+    const QUOTED_CHARS: usize = 300;
+    let text = String::from_utf8_lossy(body);
+    let quoted: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let quoted: String = quoted.chars().take(QUOTED_CHARS).collect();
+    let message = if quoted.is_empty() {
+        format!("the upstream answered HTTP {status} with an empty body")
+    } else {
+        format!("the upstream answered HTTP {status}: {quoted}")
+    };
+    let kind = if status >= 500 {
+        "upstream_error"
+    } else {
+        "invalid_request_error"
+    };
+    Some(error_body(
+        &message,
+        kind,
+        None,
+        Some("upstream_http_error"),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upstream_errors_are_kept_when_openai_shaped_and_wrapped_otherwise() {
+        let openai = br#"{"error":{"message":"bad model","type":"invalid_request_error"}}"#;
+        assert_eq!(wrap_upstream_error(404, openai), None);
+        let html = b"<html>\n<body>502 Bad   Gateway</body></html>";
+        let wrapped = wrap_upstream_error(502, html).unwrap();
+        assert_eq!(
+            wrapped["error"]["message"],
+            "the upstream answered HTTP 502: <html> <body>502 Bad Gateway</body></html>"
+        );
+        assert_eq!(wrapped["error"]["type"], "upstream_error");
+        assert_eq!(wrapped["error"]["code"], "upstream_http_error");
+        let empty = wrap_upstream_error(429, b"").unwrap();
+        assert_eq!(empty["error"]["type"], "invalid_request_error");
+        assert!(
+            empty["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("empty body")
+        );
+        for other in [
+            &br#"{"detail":"Not Found"}"#[..],
+            b"\xff\xfe",
+            br#"{"error":"quota"}"#,
+        ] {
+            assert!(wrap_upstream_error(400, other).is_some());
+        }
+        let long = "x".repeat(10_000);
+        let wrapped = wrap_upstream_error(500, long.as_bytes()).unwrap();
+        assert!(wrapped["error"]["message"].as_str().unwrap().len() < 400);
+    }
 
     #[test]
     fn chat_refusal_shape() {

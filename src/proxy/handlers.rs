@@ -529,7 +529,8 @@ fn sse_response(body: String) -> Response {
     response
 }
 
-/// Upstream 4xx/5xx: status and body go to the client as they are.
+/// Upstream 4xx/5xx: the status goes to the client as it is, and the body
+/// too when it is an OpenAI error; any other body is wrapped in one.
 async fn upstream_error_passthrough(
     upstream: &UpstreamClient,
     response: reqwest::Response,
@@ -538,8 +539,15 @@ async fn upstream_error_passthrough(
 ) -> Result<Response, ApiError> {
     let status =
         StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    let headers = response_headers(response.headers());
-    let body = upstream.read_body(response, limit).await?;
+    let mut headers = response_headers(response.headers());
+    let mut body = upstream.read_body(response, limit).await?;
+    if let Some(wrapped) = refusal::wrap_upstream_error(status.as_u16(), &body) {
+        body = Bytes::from(wrapped.to_string());
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
     let mut out = (status, headers, body).into_response();
     decorate(
         &mut out,
