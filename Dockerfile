@@ -8,6 +8,8 @@ RUN apk add --no-cache musl-dev
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# Cargo.toml declares the benches: cargo refuses a manifest whose targets are missing.
+COPY benches ./benches
 RUN cargo build --release --locked && strip target/release/palisade
 
 FROM scratch
