@@ -32,6 +32,8 @@ pub struct Example {
     pub label: String,
     /// Where it came from (defaults to the file name).
     pub source: String,
+    /// `file:line`, to find it again.
+    pub origin: String,
 }
 
 /// Counts for one label.
@@ -54,7 +56,28 @@ pub struct Report {
     pub seconds: f64,
     /// Bytes of text evaluated.
     pub bytes: u64,
+    /// Every wrong decision, when asked for (`--mistakes`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mistakes: Vec<Mistake>,
 }
+
+/// A wrong decision: an attack or harmful text let through, or a benign one
+/// blocked (with the rules that blocked it). Listing them is how a policy
+/// author finds what to study next without writing a script.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Mistake {
+    /// `file:line`.
+    pub origin: String,
+    /// The line's label.
+    pub label: String,
+    /// The rules that blocked a benign text (empty for a miss).
+    pub rules: Vec<String>,
+    /// The start of the text.
+    pub text: String,
+}
+
+/// How much of a text a mistake quotes.
+const QUOTED_CHARS: usize = 160;
 
 /// Reads a JSONL file; a broken line or unknown label is an error naming the line.
 pub fn read_examples(path: &Path) -> Result<Vec<Example>, String> {
@@ -83,6 +106,7 @@ pub fn read_examples(path: &Path) -> Result<Vec<Example>, String> {
             text: line.text,
             label: line.label,
             source: line.source.unwrap_or_else(|| default_source.clone()),
+            origin: format!("{}:{}", path.display(), i + 1),
         });
     }
     Ok(out)
@@ -90,30 +114,36 @@ pub fn read_examples(path: &Path) -> Result<Vec<Example>, String> {
 
 /// Whether the policy blocks `text` as a single user message.
 pub fn blocks(policy: &CompiledPolicy, text: &str) -> bool {
-    evaluate(
+    blocking_rules(policy, text).is_some()
+}
+
+/// The rules that block `text` as a single user message, if it is blocked.
+pub fn blocking_rules(policy: &CompiledPolicy, text: &str) -> Option<Vec<String>> {
+    let decision = evaluate(
         policy,
         Direction::Input,
         &[Segment::new(Role::User, "messages[0].content", text)],
-    )
-    .verdict
-        == Verdict::Block
+    );
+    (decision.verdict == Verdict::Block)
+        .then(|| decision.rule_ids().iter().map(|r| r.to_string()).collect())
 }
 
 /// Evaluates all examples on every core.
-pub fn evaluate_all(policy: &CompiledPolicy, examples: &[Example]) -> Report {
+/// With `keep_mistakes`, the report lists every wrong decision too.
+pub fn evaluate_all(policy: &CompiledPolicy, examples: &[Example], keep_mistakes: bool) -> Report {
     let start = Instant::now();
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
         .max(1);
     let chunk = examples.len().div_ceil(threads).max(1);
-    let flags: Vec<bool> = std::thread::scope(|scope| {
+    let flags: Vec<Option<Vec<String>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = examples
             .chunks(chunk)
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .map(|e| blocks(policy, &e.text))
+                        .map(|e| blocking_rules(policy, &e.text))
                         .collect::<Vec<_>>()
                 })
             })
@@ -127,8 +157,17 @@ pub fn evaluate_all(policy: &CompiledPolicy, examples: &[Example]) -> Report {
         seconds: start.elapsed().as_secs_f64(),
         ..Report::default()
     };
-    for (example, flagged) in examples.iter().zip(flags) {
+    for (example, rules) in examples.iter().zip(flags) {
+        let flagged = rules.is_some();
         report.bytes += example.text.len() as u64;
+        if keep_mistakes && flagged == (example.label == "benign") {
+            report.mistakes.push(Mistake {
+                origin: example.origin.clone(),
+                label: example.label.clone(),
+                rules: rules.unwrap_or_default(),
+                text: example.text.chars().take(QUOTED_CHARS).collect(),
+            });
+        }
         for count in [
             report.by_label.entry(example.label.clone()).or_default(),
             report
@@ -146,7 +185,12 @@ pub fn evaluate_all(policy: &CompiledPolicy, examples: &[Example]) -> Report {
 }
 
 /// Runs the command.
-pub fn run(policy_path: Option<PathBuf>, json: bool, files: Vec<PathBuf>) -> ExitCode {
+pub fn run(
+    policy_path: Option<PathBuf>,
+    json: bool,
+    mistakes: bool,
+    files: Vec<PathBuf>,
+) -> ExitCode {
     let path = policy_path.unwrap_or_else(super::default_policy);
     let policy = match crate::policy::load_path(&path) {
         Ok(p) => p,
@@ -165,7 +209,7 @@ pub fn run(policy_path: Option<PathBuf>, json: bool, files: Vec<PathBuf>) -> Exi
             }
         }
     }
-    let report = evaluate_all(&policy, &examples);
+    let report = evaluate_all(&policy, &examples, mistakes);
     if json {
         match serde_json::to_string(&report) {
             Ok(text) => super::print_stdout(&text),
@@ -230,6 +274,14 @@ fn print_tables(report: &Report) {
         }
     }
     println!();
+    if !report.mistakes.is_empty() {
+        println!("mistakes (missed attack/harmful, blocked benign and the rules):");
+        for m in &report.mistakes {
+            let text: String = m.text.replace(['\n', '\r', '\t'], " ");
+            println!("{}\t{}\t{}\t{}", m.origin, m.label, m.rules.join(","), text);
+        }
+        println!();
+    }
     let mb = report.bytes as f64 / 1e6;
     println!(
         "{:.2} MB in {:.2} s ({:.1} MB/s on all cores)",
@@ -241,4 +293,81 @@ fn print_tables(report: &Report) {
             0.0
         }
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    const POLICY: &str = r#"
+version: 1
+name: eval-test
+rules:
+  - id: purple
+    keywords: ["purple elephant"]
+    action: block
+"#;
+
+    fn write(contents: &str) -> tempfile::NamedTempFile {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(contents.as_bytes()).unwrap();
+        file
+    }
+
+    #[test]
+    fn counts_per_label_and_lists_each_mistake_with_its_origin() {
+        let policy = crate::policy::load_path(write(POLICY).path()).unwrap();
+        let data = write(concat!(
+            r#"{"text": "the purple elephant says hi", "label": "attack"}"#,
+            "\n",
+            r#"{"text": "a grey elephant", "label": "attack"}"#,
+            "\n\n",
+            r#"{"text": "I painted a purple elephant", "label": "benign", "source": "mine"}"#,
+            "\n",
+            r#"{"text": "hello", "label": "benign"}"#,
+            "\n",
+        ));
+        let examples = read_examples(data.path()).unwrap();
+
+        let report = evaluate_all(&policy, &examples, true);
+
+        let attack = report.by_label["attack"];
+        let benign = report.by_label["benign"];
+        assert_eq!((attack.total, attack.flagged), (2, 1));
+        assert_eq!((benign.total, benign.flagged), (2, 1));
+        assert_eq!(report.by_source["mine"]["benign"].flagged, 1);
+        let file = data.path().display();
+        assert_eq!(
+            report.mistakes,
+            [
+                Mistake {
+                    origin: format!("{file}:2"),
+                    label: "attack".into(),
+                    rules: vec![],
+                    text: "a grey elephant".into(),
+                },
+                Mistake {
+                    origin: format!("{file}:4"),
+                    label: "benign".into(),
+                    rules: vec!["purple".into()],
+                    text: "I painted a purple elephant".into(),
+                },
+            ]
+        );
+        assert!(evaluate_all(&policy, &examples, false).mistakes.is_empty());
+    }
+
+    #[test]
+    fn an_unknown_label_names_its_line() {
+        let data = write(
+            "{\"text\": \"x\", \"label\": \"benign\"}\n{\"text\": \"y\", \"label\": \"spam\"}\n",
+        );
+        let error = read_examples(data.path()).unwrap_err();
+        assert!(
+            error.ends_with(":2: unknown label `spam` (expected attack, harmful or benign)"),
+            "{error}"
+        );
+    }
 }

@@ -56,6 +56,10 @@ enum Command {
         /// Print one JSON object instead of tables.
         #[arg(long)]
         json: bool,
+        /// Also list every wrong decision: `file:line`, label, the rules that
+        /// blocked a benign text, and the start of the text.
+        #[arg(long)]
+        mistakes: bool,
         /// JSONL files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -123,8 +127,9 @@ pub fn run() -> ExitCode {
         Command::Eval {
             policy,
             json,
+            mistakes,
             files,
-        } => eval::run(policy, json, files),
+        } => eval::run(policy, json, mistakes, files),
         Command::Train {
             label,
             out,

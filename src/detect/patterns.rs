@@ -35,8 +35,14 @@ pub struct PatternMatcher {
     signals: Vec<u32>,
 }
 
-/// Size limit for compiled regexes; generous but bounded.
+/// Size limit for one compiled regex; generous but bounded.
 const REGEX_SIZE_LIMIT: usize = 16 * 1024 * 1024;
+
+/// Size limit for the set of all regexes of one text form. The set holds
+/// every pattern of the policy (hundreds in the default one), so it gets more
+/// room than any single regex; each pattern is still held to
+/// [`REGEX_SIZE_LIMIT`] by [`compile_one`].
+const SET_SIZE_LIMIT: usize = 64 * 1024 * 1024;
 
 /// Compiles one regex the way the matcher will, so a policy loader can report
 /// the failing pattern and its rule before building the whole set.
@@ -62,7 +68,7 @@ impl PatternMatcher {
         }
         let set = RegexSetBuilder::new(patterns.iter().map(|(p, _)| p.as_str()))
             .case_insensitive(case_insensitive)
-            .size_limit(REGEX_SIZE_LIMIT)
+            .size_limit(SET_SIZE_LIMIT)
             .dfa_size_limit(REGEX_SIZE_LIMIT)
             .build()?;
         let (patterns, signals): (Vec<String>, Vec<u32>) = patterns.into_iter().unzip();
