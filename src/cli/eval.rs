@@ -112,11 +112,6 @@ pub fn read_examples(path: &Path) -> Result<Vec<Example>, String> {
     Ok(out)
 }
 
-/// Whether the policy blocks `text` as a single user message.
-pub fn blocks(policy: &CompiledPolicy, text: &str) -> bool {
-    blocking_rules(policy, text).is_some()
-}
-
 /// The rules that block `text` as a single user message, if it is blocked.
 pub fn blocking_rules(policy: &CompiledPolicy, text: &str) -> Option<Vec<String>> {
     let decision = evaluate(
