@@ -1,6 +1,7 @@
 -- wrk script for scripts/load.sh: POSTs the JSON body in the file named by
 -- $WRK_BODY to the URL given to wrk, and prints one JSON line at the end
 -- with the request count, errors and latency percentiles (microseconds).
+-- $WRK_AUTH, if set, is sent as the Authorization header.
 --
 -- Errors are wrk's socket errors (connect, read, write, timeout) plus
 -- responses with a status outside 2xx/3xx (wrk counts those as "status").
@@ -14,6 +15,10 @@ wrk.method = "POST"
 wrk.body = file:read("*a")
 file:close()
 wrk.headers["Content-Type"] = "application/json"
+local auth = os.getenv("WRK_AUTH")
+if auth ~= nil and auth ~= "" then
+  wrk.headers["Authorization"] = auth
+end
 
 done = function(summary, latency, requests)
   local e = summary.errors

@@ -11,7 +11,7 @@ set -euo pipefail
 usage() {
   cat <<'EOF'
 usage: scripts/load.sh [--duration SECS] [--warmup SECS] [--connections "1 32"]
-                       [--sizes "1 16"] [--chunks N] [--wrk-threads N]
+                       [--sizes "1 16"] [--chunks N] [--rounds N] [--wrk-threads N]
                        [--litellm] [--no-build] [--keep DIR]
        scripts/load.sh --in-process [REQUESTS]   (the older in-process generator)
 
@@ -20,6 +20,8 @@ usage: scripts/load.sh [--duration SECS] [--warmup SECS] [--connections "1 32"]
   --connections LIST  wrk connections per scenario (default "1 32")
   --sizes LIST        user prompt sizes in KB (default "1 16")
   --chunks N          content chunks per streamed answer (default 16)
+  --rounds N          repeat the whole set N times; the table shows medians
+                      and the req/s range (default 1)
   --wrk-threads N     wrk threads (default 1; never more than the connections)
   --litellm           also measure LiteLLM's proxy in front of the same mock
                       (installs litellm[proxy] into target/litellm-venv)
@@ -38,6 +40,7 @@ CONNECTIONS="1 32"
 SIZES="1 16"
 CHUNKS=16
 WRK_THREADS=1
+ROUNDS=1
 LITELLM=0
 BUILD=1
 KEEP=""
@@ -49,6 +52,7 @@ while [[ $# -gt 0 ]]; do
     --sizes) SIZES=$2; shift 2 ;;
     --chunks) CHUNKS=$2; shift 2 ;;
     --wrk-threads) WRK_THREADS=$2; shift 2 ;;
+    --rounds) ROUNDS=$2; shift 2 ;;
     --litellm) LITELLM=1; shift ;;
     --no-build) BUILD=0; shift ;;
     --keep) KEEP=$2; shift 2 ;;
@@ -96,25 +100,35 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# Waits until GET $1 answers 2xx (up to $2 seconds).
+# Waits until GET $1 answers 2xx (up to $2 seconds) while the last
+# process started is alive; on failure shows the end of its log ($3).
 wait_ready() {
-  local url=$1 secs=${2:-30} i
+  local url=$1 secs=$2 log=$3 i pid=${PIDS[-1]}
   for ((i = 0; i < secs * 10; i++)); do
-    if curl -fsS -o /dev/null "$url" 2>/dev/null; then
+    if curl -fsS -o /dev/null -H "authorization: Bearer $API_KEY" "$url" 2>/dev/null; then
       return 0
+    fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      break
     fi
     sleep 0.1
   done
-  echo "load.sh: $url did not answer within ${secs}s" >&2
+  echo "load.sh: $url did not answer within ${secs}s; end of $log:" >&2
+  tail -20 "$log" >&2
   return 1
 }
+
+# Every request carries this bearer key: LiteLLM's proxy refuses to start
+# without a master key; Palisade (no keys configured) and the mock ignore it.
+API_KEY=sk-load-$(python3 -c 'import secrets; print(secrets.token_hex(24))')
+export WRK_AUTH="Bearer $API_KEY"
 
 # --- the mock model -------------------------------------------------------
 MOCK_PORT=$(free_port)
 "$MOCK" --port "$MOCK_PORT" --chunks "$CHUNKS" >"$WORK/mock.log" 2>&1 &
 PIDS+=($!)
 MOCK_URL=http://127.0.0.1:$MOCK_PORT/v1
-wait_ready "http://127.0.0.1:$MOCK_PORT/healthz"
+wait_ready "http://127.0.0.1:$MOCK_PORT/healthz" 30 "$WORK/mock.log"
 
 # --- Palisade, empty and default policy ------------------------------------
 printf 'version: 1\nname: empty\nrules: []\n' >"$WORK/empty.yaml"
@@ -136,7 +150,7 @@ EOF
   env -u PALISADE_UPSTREAM_URL -u PALISADE_UPSTREAM_API_KEY -u PALISADE_LISTEN RUST_LOG=warn \
     "$PALISADE" serve --config "$WORK/palisade-$name.yaml" >"$WORK/palisade-$name.log" 2>&1 &
   PIDS+=($!)
-  wait_ready "http://127.0.0.1:$port/readyz" 60
+  wait_ready "http://127.0.0.1:$port/readyz" 60 "$WORK/palisade-$name.log"
   printf -v "PORT_OF_$name" '%s' "$port"
 }
 start_palisade empty "$WORK/empty.yaml"
@@ -163,11 +177,14 @@ model_list:
       api_key: unused
 litellm_settings:
   telemetry: false
+general_settings:
+  master_key: $API_KEY
 EOF
-  LITELLM_TELEMETRY=False "$VENV/bin/litellm" --config "$WORK/litellm.yaml" \
+  LITELLM_TELEMETRY=False LITELLM_LOCAL_MODEL_COST_MAP=True LITELLM_LOG=ERROR \
+    "$VENV/bin/litellm" --config "$WORK/litellm.yaml" \
     --host 127.0.0.1 --port "$LITELLM_PORT" --num_workers 1 >"$WORK/litellm.log" 2>&1 &
   PIDS+=($!)
-  wait_ready "http://127.0.0.1:$LITELLM_PORT/health/liveliness" 120
+  wait_ready "http://127.0.0.1:$LITELLM_PORT/health/liveliness" 180 "$WORK/litellm.log"
   TARGETS+=("litellm proxy")
   URLS+=("http://127.0.0.1:$LITELLM_PORT/v1")
 fi
@@ -201,7 +218,7 @@ answer_of() { # url body_file stream -> prints the text
   headers=$(mktemp -p "$WORK") out=$(mktemp -p "$WORK")
   local status
   status=$(curl -sS -o "$out" -D "$headers" -w '%{http_code}' \
-    -H 'content-type: application/json' --data-binary "@$body" "$url/chat/completions")
+    -H 'content-type: application/json' -H "authorization: Bearer $API_KEY" --data-binary "@$body" "$url/chat/completions")
   if [[ $status != 200 ]]; then
     echo "load.sh: $url answered $status: $(head -c 300 "$out")" >&2
     return 1
@@ -233,51 +250,77 @@ for stream in plain stream; do
 done
 
 # --- measuring -----------------------------------------------------------------
+# Rounds run every scenario and target in the same order, so each target sees
+# the same noise; the table shows each row's median over the rounds.
 RESULTS=$WORK/results.tsv
 : >"$RESULTS"
 describe_machine() {
-  echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 }
-describe_machine >&2
-for stream in plain stream; do
-  for conns in $CONNECTIONS; do
-    threads=$((WRK_THREADS < conns ? WRK_THREADS : conns))
-    for kb in $SIZES; do
-      body=$(body_file "$kb" "$stream")
-      if [[ $stream == stream ]]; then kind="stream($CHUNKS)"; else kind=non-stream; fi
-      scenario="$kind c=$conns, $kb KB"
-      for i in "${!URLS[@]}"; do
-        url=${URLS[$i]}/chat/completions
-        WRK_BODY=$body wrk -t "$threads" -c "$conns" -d "${WARMUP}s" --timeout 10s \
-          -s scripts/load.lua "$url" >/dev/null
-        raw=$(WRK_BODY=$body wrk -t "$threads" -c "$conns" -d "${DURATION}s" --timeout 10s \
-          -s scripts/load.lua "$url" | grep '^{' | tail -1)
-        echo "$raw" >>"$WORK/wrk.jsonl"
-        jq -r --arg s "$scenario" --arg t "${TARGETS[$i]}" \
-          '[$s, $t, (.requests / (.duration_us / 1e6)), (.p50_us / 1000), (.p99_us / 1000),
-            (.connect + .read + .write + .status + .timeout)] | @tsv' <<<"$raw" >>"$RESULTS"
-        tail -1 "$RESULTS" >&2
+echo "start: $(describe_machine)" >&2
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+for ((round = 1; round <= ROUNDS; round++)); do
+  for stream in plain stream; do
+    for conns in $CONNECTIONS; do
+      threads=$((WRK_THREADS < conns ? WRK_THREADS : conns))
+      for kb in $SIZES; do
+        body=$(body_file "$kb" "$stream")
+        if [[ $stream == stream ]]; then kind="stream($CHUNKS)"; else kind=non-stream; fi
+        scenario="$kind c=$conns, $kb KB"
+        for i in "${!URLS[@]}"; do
+          url=${URLS[$i]}/chat/completions
+          WRK_BODY=$body wrk -t "$threads" -c "$conns" -d "${WARMUP}s" --timeout 10s \
+            -s scripts/load.lua "$url" >/dev/null
+          raw=$(WRK_BODY=$body wrk -t "$threads" -c "$conns" -d "${DURATION}s" --timeout 10s \
+            -s scripts/load.lua "$url" | grep '^{' | tail -1)
+          echo "$raw" >>"$WORK/wrk.jsonl"
+          jq -r --arg r "$round" --arg s "$scenario" --arg t "${TARGETS[$i]}" \
+            '[$r, $s, $t, (.requests / (.duration_us / 1e6)), (.p50_us / 1000), (.p99_us / 1000),
+              (.connect + .read + .write + .status + .timeout)] | @tsv' <<<"$raw" >>"$RESULTS"
+          tail -1 "$RESULTS" >&2
+        done
       done
     done
   done
 done
-describe_machine >&2
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "end: $(describe_machine)" >&2
 
 # --- the table -----------------------------------------------------------------
 echo
-echo "wrk, ${DURATION}s per row after ${WARMUP}s warm-up; $(describe_machine)"
+echo "wrk (separate process), ${DURATION}s per row after ${WARMUP}s warm-up, $ROUNDS round(s);"
+echo "$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), load average $LOAD_BEFORE before, $LOAD_AFTER after"
 echo
-echo "| scenario | target | req/s | p50 ms | p99 ms | errors | req/s vs direct | added p50 ms | added p99 ms |"
-echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
-awk -F'\t' '
-  $1 != last { last = $1; first = 1 }
-  {
-    if ($2 == "direct") { rps = $3; p50 = $4; p99 = $5 }
-    scenario = first ? $1 : ""; first = 0
-    if ($2 == "direct") {
-      printf "| %s | %s | %.0f | %.3f | %.3f | %d | 100%% | | |\n", scenario, $2, $3, $4, $5, $6
-    } else {
-      printf "| %s | %s | %.0f | %.3f | %.3f | %d | %.1f%% | %+.3f | %+.3f |\n", \
-        scenario, $2, $3, $4, $5, $6, 100 * $3 / rps, $4 - p50, $5 - p99
-    }
-  }' "$RESULTS"
+python3 - "$RESULTS" "$ROUNDS" <<'EOF'
+import statistics, sys
+rows, order = {}, []
+for line in open(sys.argv[1]):
+    _, scenario, target, rps, p50, p99, errors = line.rstrip("\n").split("\t")
+    key = (scenario, target)
+    if key not in rows:
+        rows[key] = []
+        order.append(key)
+    rows[key].append((float(rps), float(p50), float(p99), int(errors)))
+several = int(sys.argv[2]) > 1
+head = "| scenario | target | req/s | p50 ms | p99 ms | errors | req/s vs direct | added p50 ms | added p99 ms |"
+if several:
+    head += " req/s min–max |"
+print(head)
+print("|---|---|" + "---:|" * (head.count("|") - 3))
+last = None
+for scenario, target in order:
+    runs = rows[(scenario, target)]
+    rps, p50, p99 = (statistics.median(r[i] for r in runs) for i in range(3))
+    errors = sum(r[3] for r in runs)
+    if target == "direct":
+        base = (rps, p50, p99)
+        ratio = "100% |  | "
+    else:
+        ratio = f"{100 * rps / base[0]:.1f}% | {p50 - base[1]:+.3f} | {p99 - base[2]:+.3f}"
+    name = scenario if scenario != last else ""
+    last = scenario
+    line = f"| {name} | {target} | {rps:.0f} | {p50:.3f} | {p99:.3f} | {errors} | {ratio} |"
+    if several:
+        line += f" {min(r[0] for r in runs):.0f}–{max(r[0] for r in runs):.0f} |"
+    print(line)
+EOF
