@@ -214,9 +214,7 @@ EOF
 # --- checks before measuring ---------------------------------------------------
 # The answer text a client reassembles from one request, or a failure.
 answer_of() { # url body_file stream -> prints the text
-  local url=$1 body=$2 stream=$3 headers out
-  headers=$(mktemp -p "$WORK") out=$(mktemp -p "$WORK")
-  local status
+  local url=$1 body=$2 stream=$3 headers=$WORK/check.headers out=$WORK/check.body status
   status=$(curl -sS -o "$out" -D "$headers" -w '%{http_code}' \
     -H 'content-type: application/json' -H "authorization: Bearer $API_KEY" --data-binary "@$body" "$url/chat/completions")
   if [[ $status != 200 ]]; then
