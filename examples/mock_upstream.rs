@@ -93,7 +93,10 @@ impl Answers {
     }
 }
 
-async fn chat(axum::extract::State(answers): axum::extract::State<Answers>, body: Bytes) -> Response {
+async fn chat(
+    axum::extract::State(answers): axum::extract::State<Answers>,
+    body: Bytes,
+) -> Response {
     let Ok(request) = serde_json::from_slice::<Request>(&body) else {
         return (StatusCode::BAD_REQUEST, "body is not a chat request").into_response();
     };
