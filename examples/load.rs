@@ -5,9 +5,10 @@
 //! table: requests/s, p50, p99, errors, and each row's ratio to direct.
 //!
 //! Run: `cargo run --release --example load -- [requests-per-row]`
-//! (or `scripts/load.sh`). The mock, both proxies and the load generator
-//! share this process and its cores, so absolute numbers are lower than
-//! with a separate generator; the ratios are what to read.
+//! (or `scripts/load.sh --in-process`). The mock, both proxies and the load
+//! generator share this process and its runtime. `scripts/load.sh` without
+//! `--in-process` measures with wrk against `palisade serve` and
+//! `examples/mock_upstream.rs`, each in its own process: prefer that.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 

@@ -1,6 +1,324 @@
 #!/usr/bin/env bash
-# Proxy overhead against a direct connection to the same mock upstream,
-# side by side in one run. Usage: scripts/load.sh [requests] [concurrency]
+# Proxy overhead, side by side in one run. The load generator (wrk), the mock
+# model (examples/mock_upstream.rs) and each proxy are separate processes.
+# The same mock is reached directly, through `palisade serve` with an empty
+# policy, through it with policies/default.yaml and (--litellm) through
+# LiteLLM's proxy; non-streamed and streamed answers, each connection count,
+# each prompt size. Prints one Markdown table: requests/s, p50, p99, errors,
+# and each row against the direct row of its scenario.
 set -euo pipefail
+
+usage() {
+  cat <<'EOF'
+usage: scripts/load.sh [--duration SECS] [--warmup SECS] [--connections "1 32"]
+                       [--sizes "1 16"] [--chunks N] [--rounds N] [--wrk-threads N]
+                       [--litellm] [--no-build] [--keep DIR]
+       scripts/load.sh --in-process [REQUESTS]   (the older in-process generator)
+
+  --duration SECS     measured time per row (default 10)
+  --warmup SECS       unmeasured load before each row (default 2)
+  --connections LIST  wrk connections per scenario (default "1 32")
+  --sizes LIST        user prompt sizes in KB (default "1 16")
+  --chunks N          content chunks per streamed answer (default 16)
+  --rounds N          repeat the whole set N times; the table shows medians
+                      and the req/s range (default 1)
+  --wrk-threads N     wrk threads (default 1; never more than the connections)
+  --litellm           also measure LiteLLM's proxy in front of the same mock
+                      (installs litellm[proxy] into target/litellm-venv)
+  --no-build          use the release binaries already in target/release
+  --keep DIR          keep configs, logs and raw wrk output in DIR
+Needs wrk (Debian/Ubuntu: apt-get install wrk), curl, jq and python3.
+EOF
+}
+
 cd "$(dirname "$0")/.."
-exec cargo run --quiet --release --example load -- "$@"
+ROOT=$PWD
+
+DURATION=10
+WARMUP=2
+CONNECTIONS="1 32"
+SIZES="1 16"
+CHUNKS=16
+WRK_THREADS=1
+ROUNDS=1
+LITELLM=0
+BUILD=1
+KEEP=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --duration) DURATION=$2; shift 2 ;;
+    --warmup) WARMUP=$2; shift 2 ;;
+    --connections) CONNECTIONS=$2; shift 2 ;;
+    --sizes) SIZES=$2; shift 2 ;;
+    --chunks) CHUNKS=$2; shift 2 ;;
+    --wrk-threads) WRK_THREADS=$2; shift 2 ;;
+    --rounds) ROUNDS=$2; shift 2 ;;
+    --litellm) LITELLM=1; shift ;;
+    --no-build) BUILD=0; shift ;;
+    --keep) KEEP=$2; shift 2 ;;
+    --in-process) shift; exec cargo run --quiet --release --example load -- "$@" ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
+  esac
+done
+
+for tool in wrk curl jq python3; do
+  if ! command -v "$tool" >/dev/null; then
+    echo "load.sh: $tool is required (wrk: apt-get install wrk)" >&2
+    exit 1
+  fi
+done
+
+if [[ $BUILD == 1 ]]; then
+  cargo build --quiet --release --bin palisade --example mock_upstream
+fi
+PALISADE=$ROOT/target/release/palisade
+MOCK=$ROOT/target/release/examples/mock_upstream
+
+if [[ -n $KEEP ]]; then
+  mkdir -p "$KEEP"
+  WORK=$(cd "$KEEP" && pwd)
+else
+  WORK=$(mktemp -d)
+fi
+
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  if [[ -z $KEEP ]]; then
+    rm -rf "$WORK"
+  fi
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Waits until GET $1 answers 2xx (up to $2 seconds) while the last
+# process started is alive; on failure shows the end of its log ($3).
+wait_ready() {
+  local url=$1 secs=$2 log=$3 i pid=${PIDS[-1]}
+  for ((i = 0; i < secs * 10; i++)); do
+    if curl -fsS -o /dev/null -H "authorization: Bearer $API_KEY" "$url" 2>/dev/null; then
+      return 0
+    fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      break
+    fi
+    sleep 0.1
+  done
+  echo "load.sh: $url did not answer within ${secs}s; end of $log:" >&2
+  tail -20 "$log" >&2
+  return 1
+}
+
+# Every request carries this bearer key: LiteLLM's proxy refuses to start
+# without a master key; Palisade (no keys configured) and the mock ignore it.
+API_KEY=sk-load-$(python3 -c 'import secrets; print(secrets.token_hex(24))')
+export WRK_AUTH="Bearer $API_KEY"
+
+# --- the mock model -------------------------------------------------------
+MOCK_PORT=$(free_port)
+"$MOCK" --port "$MOCK_PORT" --chunks "$CHUNKS" >"$WORK/mock.log" 2>&1 &
+PIDS+=($!)
+MOCK_URL=http://127.0.0.1:$MOCK_PORT/v1
+wait_ready "http://127.0.0.1:$MOCK_PORT/healthz" 30 "$WORK/mock.log"
+
+# --- Palisade, empty and default policy ------------------------------------
+printf 'version: 1\nname: empty\nrules: []\n' >"$WORK/empty.yaml"
+
+# Starts `palisade serve` with policy file $2; sets PORT_OF_$1.
+start_palisade() {
+  local name=$1 policy=$2 port
+  port=$(free_port)
+  cat >"$WORK/palisade-$name.yaml" <<EOF
+listen: 127.0.0.1:$port
+policies: [$policy]
+upstreams:
+  - name: mock
+    base_url: $MOCK_URL
+    default: true
+audit:
+  sink: off
+EOF
+  env -u PALISADE_UPSTREAM_URL -u PALISADE_UPSTREAM_API_KEY -u PALISADE_LISTEN RUST_LOG=warn \
+    "$PALISADE" serve --config "$WORK/palisade-$name.yaml" >"$WORK/palisade-$name.log" 2>&1 &
+  PIDS+=($!)
+  wait_ready "http://127.0.0.1:$port/readyz" 60 "$WORK/palisade-$name.log"
+  printf -v "PORT_OF_$name" '%s' "$port"
+}
+start_palisade empty "$WORK/empty.yaml"
+start_palisade default "$ROOT/policies/default.yaml"
+
+TARGETS=(direct "palisade, empty policy" "palisade, default policy")
+URLS=("$MOCK_URL" "http://127.0.0.1:$PORT_OF_empty/v1" "http://127.0.0.1:$PORT_OF_default/v1")
+
+# --- LiteLLM (optional) ----------------------------------------------------
+if [[ $LITELLM == 1 ]]; then
+  VENV=$ROOT/target/litellm-venv
+  if [[ ! -x $VENV/bin/litellm ]]; then
+    echo "installing litellm[proxy] into $VENV ..." >&2
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet 'litellm[proxy]'
+  fi
+  LITELLM_PORT=$(free_port)
+  cat >"$WORK/litellm.yaml" <<EOF
+model_list:
+  - model_name: mock
+    litellm_params:
+      model: openai/mock
+      api_base: $MOCK_URL
+      api_key: unused
+litellm_settings:
+  telemetry: false
+general_settings:
+  master_key: $API_KEY
+EOF
+  LITELLM_TELEMETRY=False LITELLM_LOCAL_MODEL_COST_MAP=True LITELLM_LOG=ERROR \
+    "$VENV/bin/litellm" --config "$WORK/litellm.yaml" \
+    --host 127.0.0.1 --port "$LITELLM_PORT" --num_workers 1 >"$WORK/litellm.log" 2>&1 &
+  PIDS+=($!)
+  wait_ready "http://127.0.0.1:$LITELLM_PORT/health/liveliness" 180 "$WORK/litellm.log"
+  TARGETS+=("litellm proxy")
+  URLS+=("http://127.0.0.1:$LITELLM_PORT/v1")
+fi
+
+# --- request bodies ----------------------------------------------------------
+# Benign prose (travel planning), cut to the size; allowed by the default policy.
+PROSE="I am planning a relaxed week in Lisbon next spring with my partner. We like museums, \
+long walks along the river, small restaurants that serve grilled fish, and a day trip to the \
+palaces of Sintra. Could you suggest an order for the neighbourhoods, how to use the trams and \
+trains, and a rough daily budget in euros for food, tickets and transport? We would also like \
+a quiet evening with fado music and a morning at a market. "
+body_file() { # size_kb stream -> path
+  local kb=$1 stream=$2 file="$WORK/body-$1k-$2.json"
+  if [[ ! -f $file ]]; then
+    python3 - "$kb" "$stream" "$PROSE" >"$file" <<'EOF'
+import json, sys
+kb, stream, prose = int(sys.argv[1]), sys.argv[2] == "stream", sys.argv[3]
+prompt = (prose * (kb * 1024 // len(prose) + 1))[: kb * 1024]
+print(json.dumps({"model": "mock", "stream": stream, "messages": [
+    {"role": "system", "content": "You are a concise travel assistant."},
+    {"role": "user", "content": prompt}]}))
+EOF
+  fi
+  echo "$file"
+}
+
+# --- checks before measuring ---------------------------------------------------
+# The answer text a client reassembles from one request, or a failure.
+answer_of() { # url body_file stream -> prints the text
+  local url=$1 body=$2 stream=$3 headers=$WORK/check.headers out=$WORK/check.body status
+  status=$(curl -sS -o "$out" -D "$headers" -w '%{http_code}' \
+    -H 'content-type: application/json' -H "authorization: Bearer $API_KEY" --data-binary "@$body" "$url/chat/completions")
+  if [[ $status != 200 ]]; then
+    echo "load.sh: $url answered $status: $(head -c 300 "$out")" >&2
+    return 1
+  fi
+  if grep -qi '^x-palisade-decision:' "$headers" && ! grep -qi '^x-palisade-decision: allow' "$headers"; then
+    echo "load.sh: $url did not allow the request: $(grep -i '^x-palisade' "$headers" | tr -d '\r')" >&2
+    return 1
+  fi
+  if [[ $stream == stream ]]; then
+    grep -q '^data: \[DONE\]' "$out" || { echo "load.sh: $url: stream without [DONE]" >&2; return 1; }
+    sed -n 's/^data: //p' "$out" | grep -v '^\[DONE\]' | jq -j '.choices[0].delta.content // empty'
+  else
+    jq -j '.choices[0].message.content' "$out"
+  fi
+}
+
+for stream in plain stream; do
+  for kb in $SIZES; do
+    body=$(body_file "$kb" "$stream")
+    expected=$(answer_of "${URLS[0]}" "$body" "$stream")
+    for i in "${!URLS[@]}"; do
+      got=$(answer_of "${URLS[$i]}" "$body" "$stream")
+      if [[ $got != "$expected" ]]; then
+        echo "load.sh: ${TARGETS[$i]} ($stream, $kb KB) answered '$got', direct '$expected'" >&2
+        exit 1
+      fi
+    done
+  done
+done
+
+# --- measuring -----------------------------------------------------------------
+# Rounds run every scenario and target in the same order, so each target sees
+# the same noise; the table shows each row's median over the rounds.
+RESULTS=$WORK/results.tsv
+: >"$RESULTS"
+describe_machine() {
+  echo "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+echo "start: $(describe_machine)" >&2
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+for ((round = 1; round <= ROUNDS; round++)); do
+  for stream in plain stream; do
+    for conns in $CONNECTIONS; do
+      threads=$((WRK_THREADS < conns ? WRK_THREADS : conns))
+      for kb in $SIZES; do
+        body=$(body_file "$kb" "$stream")
+        if [[ $stream == stream ]]; then kind="stream($CHUNKS)"; else kind=non-stream; fi
+        scenario="$kind c=$conns, $kb KB"
+        for i in "${!URLS[@]}"; do
+          url=${URLS[$i]}/chat/completions
+          WRK_BODY=$body wrk -t "$threads" -c "$conns" -d "${WARMUP}s" --timeout 10s \
+            -s scripts/load.lua "$url" >/dev/null
+          raw=$(WRK_BODY=$body wrk -t "$threads" -c "$conns" -d "${DURATION}s" --timeout 10s \
+            -s scripts/load.lua "$url" | grep '^{' | tail -1)
+          echo "$raw" >>"$WORK/wrk.jsonl"
+          jq -r --arg r "$round" --arg s "$scenario" --arg t "${TARGETS[$i]}" \
+            '[$r, $s, $t, (.requests / (.duration_us / 1e6)), (.p50_us / 1000), (.p99_us / 1000),
+              (.connect + .read + .write + .status + .timeout)] | @tsv' <<<"$raw" >>"$RESULTS"
+          tail -1 "$RESULTS" >&2
+        done
+      done
+    done
+  done
+done
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "end: $(describe_machine)" >&2
+
+# --- the table -----------------------------------------------------------------
+echo
+echo "wrk (separate process), ${DURATION}s per row after ${WARMUP}s warm-up, $ROUNDS round(s);"
+echo "$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), load average $LOAD_BEFORE before, $LOAD_AFTER after"
+echo
+python3 - "$RESULTS" "$ROUNDS" <<'EOF'
+import statistics, sys
+rows, order = {}, []
+for line in open(sys.argv[1]):
+    _, scenario, target, rps, p50, p99, errors = line.rstrip("\n").split("\t")
+    key = (scenario, target)
+    if key not in rows:
+        rows[key] = []
+        order.append(key)
+    rows[key].append((float(rps), float(p50), float(p99), int(errors)))
+several = int(sys.argv[2]) > 1
+head = "| scenario | target | req/s | p50 ms | p99 ms | errors | req/s vs direct | added p50 ms | added p99 ms |"
+if several:
+    head += " req/s min–max |"
+print(head)
+print("|---|---|" + "---:|" * (head.count("|") - 3))
+last = None
+for scenario, target in order:
+    runs = rows[(scenario, target)]
+    rps, p50, p99 = (statistics.median(r[i] for r in runs) for i in range(3))
+    errors = sum(r[3] for r in runs)
+    if target == "direct":
+        base = (rps, p50, p99)
+        ratio = "100% |  | "
+    else:
+        ratio = f"{100 * rps / base[0]:.1f}% | {p50 - base[1]:+.3f} | {p99 - base[2]:+.3f}"
+    name = scenario if scenario != last else ""
+    last = scenario
+    line = f"| {name} | {target} | {rps:.0f} | {p50:.3f} | {p99:.3f} | {errors} | {ratio} |"
+    if several:
+        line += f" {min(r[0] for r in runs):.0f}–{max(r[0] for r in runs):.0f} |"
+    print(line)
+EOF
