@@ -164,7 +164,9 @@ impl Proxy {
             policy_file,
         };
         let client = reqwest::Client::new();
-        for _ in 0..200 {
+        // Up to 60 s: compiling the default policy takes a few seconds, and
+        // far longer on a loaded machine.
+        for _ in 0..1200 {
             if let Ok(r) = client.get(format!("{}/healthz", proxy.base)).send().await
                 && r.status().is_success()
             {

@@ -8,4 +8,5 @@ pub mod keywords;
 pub mod leak;
 pub mod normalize;
 pub mod patterns;
+pub mod relax;
 pub mod validators;

@@ -1,10 +1,24 @@
-//! Regular-expression matching: all regexes of one text form in a `RegexSet`
-//! (one pass says which matched), then only the matching ones are run again
-//! for positions.
+//! Regular-expression matching: which regexes of one text form can match is
+//! decided by a set search (forward lazy DFAs over sets of 64 patterns), then
+//! only those regexes are run for positions. Non-ASCII texts are searched
+//! with a relaxed copy of the sets ([`super::relax`]) so the search stays a
+//! DFA scan; the exact regexes decide, so results never depend on which set
+//! was asked.
 
-use std::sync::OnceLock;
+use std::collections::HashSet;
+use std::panic::{RefUnwindSafe, UnwindSafe};
+use std::sync::{Arc, OnceLock};
 
-use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use regex::{Regex, RegexBuilder};
+use regex_automata::hybrid;
+use regex_automata::nfa::thompson::{self, NFA, WhichCaptures, pikevm::PikeVM};
+use regex_automata::util::pool::Pool;
+use regex_automata::util::prefilter::Prefilter;
+use regex_automata::util::syntax;
+use regex_automata::{Input, MatchKind, PatternID, PatternSet};
+use regex_syntax::hir::Hir;
+
+use super::relax::{has_unicode_word_boundary, without_unicode_word_boundaries};
 
 /// A regex hit: which signal, where in the scanned text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,22 +31,62 @@ pub struct PatternHit {
     pub end: usize,
 }
 
-/// Immutable set of regexes with their signal ids.
+/// Building a pattern set failed (a pattern does not parse, or the set is
+/// over the size limit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatternSetError(String);
+
+impl std::fmt::Display for PatternSetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PatternSetError {}
+
+/// The regexes of one text form, with their signal ids.
 ///
-/// The set is compiled up front; each regex is compiled for positions only
-/// the first time the set reports it matched. Compiled regexes take most of a
-/// policy's memory (Unicode classes make large automata), and most patterns
-/// never match ordinary traffic, so this halves the resident size of a
-/// policy without changing a result.
-#[derive(Debug, Clone)]
+/// Which regexes may match is decided by one set search; only the regexes
+/// that may match are then run for positions. Memory, measured on the
+/// default policy (`docs/performance.md`, "Memory"):
+///
+/// * The set is searched forwards only (a lazy DFA, with the PikeVM when the
+///   lazy DFA gives up), so no reverse automaton is built for it.
+///   `regex::RegexSet` builds one (its engine also serves match positions,
+///   which a set never reports), and that reverse NFA was about two thirds of
+///   a set's size.
+/// * Forms that share patterns and case sensitivity (normalised and
+///   deobfuscated) share one set, its search caches and its position
+///   regexes; each form reports only its own patterns, in its own order.
+/// * A position regex is compiled the first time the set reports it
+///   matched; most patterns never match ordinary traffic.
+///   [`PatternMatcher::warm_from`] compiles, before a reloaded policy serves,
+///   the ones the previous policy had compiled.
+///
+/// Results are those of `regex::RegexSet` and `regex::Regex` with the same
+/// patterns and options: the set search may over-report (relaxed sets), and
+/// the exact position regexes remove what it over-reported.
+#[derive(Debug, Clone, Default)]
 pub struct PatternMatcher {
-    set: Option<RegexSet>,
+    shared: Option<Arc<Shared>>,
+    /// This form's patterns in order: (index in `shared`, signal).
+    entries: Vec<(usize, u32)>,
+}
+
+/// Patterns compiled once for one or more forms.
+#[derive(Debug)]
+struct Shared {
+    set: ChunkedSet,
+    /// The patterns without Unicode word boundaries, for non-ASCII texts, in
+    /// sets of [`SET_CHUNK`] (see [`super::relax`]); built on the first
+    /// such text. `None` inside: no pattern has such a boundary, or building
+    /// failed; `set` answers then.
+    relaxed: OnceLock<Option<ChunkedSet>>,
     patterns: Vec<String>,
     case_insensitive: bool,
     /// Lazily compiled `patterns` (`None` if one failed, which the set makes
     /// practically impossible: it compiled the same pattern).
     regexes: Vec<OnceLock<Option<Regex>>>,
-    signals: Vec<u32>,
 }
 
 /// Size limit for one compiled regex; generous but bounded.
@@ -54,52 +108,127 @@ pub fn compile_one(pattern: &str, case_insensitive: bool) -> Result<Regex, regex
 }
 
 impl PatternMatcher {
-    /// Builds the matcher from `(pattern, signal)` pairs; every pattern must
-    /// already have compiled with [`compile_one`].
-    pub fn new(patterns: Vec<(String, u32)>, case_insensitive: bool) -> Result<Self, regex::Error> {
-        if patterns.is_empty() {
-            return Ok(Self {
-                set: None,
-                patterns: Vec::new(),
-                case_insensitive,
-                regexes: Vec::new(),
-                signals: Vec::new(),
-            });
+    /// Builds the matcher of one form from `(pattern, signal)` pairs; every
+    /// pattern must already have compiled with [`compile_one`].
+    pub fn new(
+        patterns: Vec<(String, u32)>,
+        case_insensitive: bool,
+    ) -> Result<Self, PatternSetError> {
+        let mut out = Self::new_shared(vec![patterns], case_insensitive)?;
+        Ok(out.pop().unwrap_or_default())
+    }
+
+    /// Builds the matchers of several forms with the same case sensitivity
+    /// on one shared set (one matcher per entry of `forms`, in order). Each
+    /// matcher reports exactly what [`PatternMatcher::new`] with its own
+    /// patterns would; the set holds each distinct pattern once.
+    pub fn new_shared(
+        forms: Vec<Vec<(String, u32)>>,
+        case_insensitive: bool,
+    ) -> Result<Vec<Self>, PatternSetError> {
+        let mut patterns: Vec<String> = Vec::new();
+        let mut index: std::collections::HashMap<String, usize> = Default::default();
+        let mut entries_per_form = Vec::with_capacity(forms.len());
+        for form in forms {
+            let mut entries = Vec::with_capacity(form.len());
+            for (pattern, signal) in form {
+                let idx = match index.get(&pattern) {
+                    Some(idx) => *idx,
+                    None => {
+                        patterns.push(pattern.clone());
+                        index.insert(pattern, patterns.len() - 1);
+                        patterns.len() - 1
+                    }
+                };
+                entries.push((idx, signal));
+            }
+            entries_per_form.push(entries);
         }
-        let set = RegexSetBuilder::new(patterns.iter().map(|(p, _)| p.as_str()))
-            .case_insensitive(case_insensitive)
-            .size_limit(SET_SIZE_LIMIT)
-            .dfa_size_limit(REGEX_SIZE_LIMIT)
-            .build()?;
-        let (patterns, signals): (Vec<String>, Vec<u32>) = patterns.into_iter().unzip();
-        Ok(Self {
-            set: Some(set),
-            regexes: patterns.iter().map(|_| OnceLock::new()).collect(),
-            patterns,
-            case_insensitive,
-            signals,
-        })
+        let shared = if patterns.is_empty() {
+            None
+        } else {
+            Some(Arc::new(Shared {
+                set: ChunkedSet::new(&patterns, case_insensitive)?,
+                relaxed: OnceLock::new(),
+                regexes: patterns.iter().map(|_| OnceLock::new()).collect(),
+                patterns,
+                case_insensitive,
+            }))
+        };
+        Ok(entries_per_form
+            .into_iter()
+            .map(|entries| Self {
+                shared: if entries.is_empty() {
+                    None
+                } else {
+                    shared.clone()
+                },
+                entries,
+            })
+            .collect())
     }
 
     /// Whether there are no patterns.
     pub fn is_empty(&self) -> bool {
-        self.patterns.is_empty()
+        self.entries.is_empty()
     }
 
-    fn regex(&self, idx: usize) -> Option<&Regex> {
-        let pattern = self.patterns.get(idx)?;
-        self.regexes
-            .get(idx)?
-            .get_or_init(|| compile_one(pattern, self.case_insensitive).ok())
-            .as_ref()
+    /// This form's patterns, in order (a pattern listed for several signals
+    /// appears once per signal).
+    pub fn patterns(&self) -> Vec<&str> {
+        let Some(shared) = &self.shared else {
+            return Vec::new();
+        };
+        self.entries
+            .iter()
+            .filter_map(|(idx, _)| shared.patterns.get(*idx).map(String::as_str))
+            .collect()
+    }
+
+    /// Compiles now the position regexes of this matcher's patterns that
+    /// `previous` (the policy being replaced) had compiled, i.e. the patterns
+    /// that matched its traffic, so the first requests after a reload do
+    /// not pay for compiling them. Returns how many were compiled.
+    pub fn warm_from(&self, previous: &PatternMatcher) -> usize {
+        let (Some(shared), Some(old)) = (&self.shared, &previous.shared) else {
+            return 0;
+        };
+        if shared.case_insensitive != old.case_insensitive {
+            return 0;
+        }
+        let hot: HashSet<&str> = old
+            .patterns
+            .iter()
+            .zip(&old.regexes)
+            .filter(|(_, r)| r.get().is_some())
+            .map(|(p, _)| p.as_str())
+            .collect();
+        let mut n = 0;
+        for (idx, _) in &self.entries {
+            let Some(pattern) = shared.patterns.get(*idx) else {
+                continue;
+            };
+            if hot.contains(pattern.as_str())
+                && shared.regexes.get(*idx).is_some_and(|r| r.get().is_none())
+                && shared.regex(*idx).is_some()
+            {
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Calls `on_hit` for matches of every regex that matches `text`, at most
-    /// `max_hits_per_regex` each.
+    /// `max_hits_per_regex` each. The set search proposes candidates; each
+    /// one's exact regex decides, so which set was asked never changes a hit.
     pub fn scan(&self, text: &str, max_hits_per_regex: usize, mut on_hit: impl FnMut(PatternHit)) {
-        let Some(set) = &self.set else { return };
-        for idx in set.matches(text).iter() {
-            let (Some(regex), Some(signal)) = (self.regex(idx), self.signals.get(idx)) else {
+        let Some(shared) = &self.shared else { return };
+        let matched = shared.candidates(text);
+        for (idx, signal) in &self.entries {
+            if !PatternID::new(*idx).is_ok_and(|id| matched.contains(id)) {
+                continue;
+            }
+            let Some(regex) = shared.regex(*idx) else {
                 continue;
             };
             for m in regex.find_iter(text).take(max_hits_per_regex) {
@@ -112,6 +241,205 @@ impl PatternMatcher {
         }
     }
 }
+
+impl Shared {
+    /// The patterns that may match `text` (a superset of those that do).
+    ///
+    /// On ASCII text a Unicode word boundary is an ASCII one, which the lazy
+    /// DFA of `set` handles, so the exact set answers. On any other text that
+    /// DFA gives up at the first non-ASCII byte and the search falls back to
+    /// the PikeVM over every pattern (about a second for 4 KB with the
+    /// default policy); the relaxed sets stay DFA scans and report a
+    /// superset, which [`PatternMatcher::scan`] narrows with exact regexes.
+    fn candidates(&self, text: &str) -> PatternSet {
+        if text.is_ascii() {
+            return self.set.which_match(text);
+        }
+        match self.relaxed.get_or_init(|| self.build_relaxed()) {
+            Some(relaxed) => relaxed.which_match(text),
+            None => self.set.which_match(text),
+        }
+    }
+
+    fn build_relaxed(&self) -> Option<ChunkedSet> {
+        let hirs = parse_all(&self.patterns, self.case_insensitive).ok()?;
+        if !hirs.iter().any(has_unicode_word_boundary) {
+            return None;
+        }
+        let relaxed: Vec<Hir> = hirs
+            .into_iter()
+            .map(without_unicode_word_boundaries)
+            .collect();
+        ChunkedSet::from_hirs(&relaxed).ok()
+    }
+
+    fn regex(&self, idx: usize) -> Option<&Regex> {
+        let pattern = self.patterns.get(idx)?;
+        self.regexes
+            .get(idx)?
+            .get_or_init(|| compile_one(pattern, self.case_insensitive).ok())
+            .as_ref()
+    }
+}
+
+/// A set search split over sets of [`SET_CHUNK`] patterns.
+///
+/// One lazy DFA over hundreds of patterns searched with overlapping
+/// semantics tracks so many NFA states at once that building each DFA state
+/// is slow and its cache fills and gives up (PikeVM fallback) on ordinary
+/// prose; several small sets stay cheap to determinise and each is a plain
+/// DFA scan once warm.
+#[derive(Debug)]
+struct ChunkedSet {
+    chunks: Vec<SetEngine>,
+    len: usize,
+}
+
+impl ChunkedSet {
+    fn new(patterns: &[String], case_insensitive: bool) -> Result<Self, PatternSetError> {
+        Self::from_hirs(&parse_all(patterns, case_insensitive)?)
+    }
+
+    fn from_hirs(hirs: &[Hir]) -> Result<Self, PatternSetError> {
+        Ok(Self {
+            chunks: hirs
+                .chunks(SET_CHUNK)
+                .map(SetEngine::from_hirs)
+                .collect::<Result<_, _>>()?,
+            len: hirs.len(),
+        })
+    }
+
+    fn which_match(&self, text: &str) -> PatternSet {
+        let mut out = PatternSet::new(self.len);
+        for (chunk, set) in self.chunks.iter().enumerate() {
+            for id in set.which_match(text).iter() {
+                if let Ok(id) = PatternID::new(chunk * SET_CHUNK + id.as_usize()) {
+                    out.insert(id);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Which patterns of a set match: what `regex::RegexSet::matches` computes,
+/// with the engines its meta regex uses for that search (a forward lazy DFA,
+/// and the PikeVM when the lazy DFA gives up, e.g. on a Unicode word
+/// boundary in non-ASCII text), configured the same way, but without the
+/// reverse NFA and the engines that only serve match positions.
+struct SetEngine {
+    engines: Arc<Engines>,
+    pool: Pool<SetCache, CacheFn>,
+    len: usize,
+}
+
+type CacheFn = Box<dyn Fn() -> SetCache + Send + Sync + UnwindSafe + RefUnwindSafe>;
+
+struct Engines {
+    pikevm: PikeVM,
+    hybrid: Option<hybrid::dfa::DFA>,
+}
+
+struct SetCache {
+    pikevm: thompson::pikevm::Cache,
+    hybrid: Option<hybrid::dfa::Cache>,
+}
+
+impl std::fmt::Debug for SetEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SetEngine")
+            .field("patterns", &self.len)
+            .field("lazy_dfa", &self.engines.hybrid.is_some())
+            .finish()
+    }
+}
+
+impl SetEngine {
+    fn from_hirs(hirs: &[Hir]) -> Result<Self, PatternSetError> {
+        let err = |e: &dyn std::fmt::Display| PatternSetError(e.to_string());
+        let kind = MatchKind::All;
+        let pre = Prefilter::from_hirs_prefix(kind, hirs);
+        let nfa: NFA = thompson::Compiler::new()
+            .configure(
+                thompson::Config::new()
+                    .nfa_size_limit(Some(SET_SIZE_LIMIT))
+                    .shrink(false)
+                    .which_captures(WhichCaptures::None),
+            )
+            .build_many_from_hir(hirs)
+            .map_err(|e| err(&e))?;
+        let pikevm = PikeVM::builder()
+            .configure(PikeVM::config().match_kind(kind).prefilter(pre.clone()))
+            .build_from_nfa(nfa.clone())
+            .map_err(|e| err(&e))?;
+        // As the meta regex configures its lazy DFA; building fails only if
+        // the cache capacity cannot hold a few states, and then the PikeVM
+        // does all the work.
+        let hybrid = hybrid::dfa::Builder::new()
+            .configure(
+                hybrid::dfa::Config::new()
+                    .match_kind(kind)
+                    .specialize_start_states(pre.is_some())
+                    .prefilter(pre)
+                    .starts_for_each_pattern(true)
+                    .byte_classes(true)
+                    .unicode_word_boundary(true)
+                    .cache_capacity(DFA_CACHE_CAPACITY)
+                    .skip_cache_capacity_check(false)
+                    .minimum_cache_clear_count(Some(3))
+                    .minimum_bytes_per_state(Some(10)),
+            )
+            .build_from_nfa(nfa)
+            .ok();
+        let engines = Arc::new(Engines { pikevm, hybrid });
+        let create: CacheFn = {
+            let engines = Arc::clone(&engines);
+            Box::new(move || SetCache {
+                pikevm: engines.pikevm.create_cache(),
+                hybrid: engines.hybrid.as_ref().map(|d| d.create_cache()),
+            })
+        };
+        Ok(Self {
+            engines,
+            pool: Pool::new(create),
+            len: hirs.len(),
+        })
+    }
+
+    fn which_match(&self, text: &str) -> PatternSet {
+        let mut matched = PatternSet::new(self.len);
+        let input = Input::new(text);
+        let mut cache = self.pool.get();
+        if let (Some(dfa), Some(dfa_cache)) = (&self.engines.hybrid, cache.hybrid.as_mut())
+            && dfa
+                .try_which_overlapping_matches(dfa_cache, &input, &mut matched)
+                .is_ok()
+        {
+            return matched;
+        }
+        self.engines
+            .pikevm
+            .which_overlapping_matches(&mut cache.pikevm, &input, &mut matched);
+        matched
+    }
+}
+
+/// Parses `patterns` with the options `regex::RegexSetBuilder` uses (syntax
+/// defaults and the case sensitivity).
+fn parse_all(patterns: &[String], case_insensitive: bool) -> Result<Vec<Hir>, PatternSetError> {
+    let syntax = syntax::Config::new().case_insensitive(case_insensitive);
+    syntax::parse_many_with(patterns, &syntax).map_err(|e| PatternSetError(e.to_string()))
+}
+
+/// Patterns per set of a [`ChunkedSet`]. Without their word boundaries,
+/// hundreds of `(?:[^ ]+ ){0,3}?` gap patterns in one set made its lazy DFA
+/// build a new state at almost every byte (seconds for 8 KB); sets of 64
+/// stay small.
+const SET_CHUNK: usize = 64;
+
+/// Capacity of each lazy DFA cache (one per thread searching at once).
+const DFA_CACHE_CAPACITY: usize = 16 * 1024 * 1024;
 
 #[cfg(test)]
 mod tests {
@@ -143,5 +471,128 @@ mod tests {
         let mut n = 0;
         m.scan("ignore", 10, |_| n += 1);
         assert_eq!(n, 1);
+    }
+
+    /// What the matcher reported before: a `regex::RegexSet` for which, and
+    /// each `regex::Regex` for positions.
+    fn reference(patterns: &[(&str, u32)], ci: bool, text: &str) -> Vec<PatternHit> {
+        let set = regex::RegexSetBuilder::new(patterns.iter().map(|(p, _)| *p))
+            .case_insensitive(ci)
+            .build()
+            .unwrap();
+        let mut out = Vec::new();
+        for idx in set.matches(text).iter() {
+            let re = compile_one(patterns[idx].0, ci).unwrap();
+            for m in re.find_iter(text).take(10) {
+                out.push(PatternHit {
+                    signal: patterns[idx].1,
+                    start: m.start(),
+                    end: m.end(),
+                });
+            }
+        }
+        out
+    }
+
+    fn hits(m: &PatternMatcher, text: &str) -> Vec<PatternHit> {
+        let mut out = Vec::new();
+        m.scan(text, 10, |h| out.push(h));
+        out
+    }
+
+    #[test]
+    fn same_results_as_regex_set_including_unicode_word_boundaries() {
+        let patterns = [
+            (r"\bsex[a-z]*\b", 0),
+            (r"\b(?:ignore|forget) (?:[^ ]+ ){0,3}?instructions\b", 1),
+            (r"\w+ище\b", 2),
+            (r"^hello", 3),
+            (r"x*", 4),
+            (r"\bkelvin\b", 5),
+            (r"\bsex[a-z]*\b", 6),
+        ];
+        let texts = [
+            "ignore all the previous instructions",
+            "IGNORE the instructions, sexy",
+            "чудовище и sexé and sexy",
+            "hello kelvin \u{212A}elvin ſex",
+            "",
+            "\u{1F600} forget my older instructions\u{1F600}",
+        ];
+        for ci in [false, true] {
+            let owned: Vec<(String, u32)> =
+                patterns.iter().map(|(p, s)| (p.to_string(), *s)).collect();
+            let m = PatternMatcher::new(owned, ci).unwrap();
+            for text in texts {
+                assert_eq!(
+                    hits(&m, text),
+                    reference(&patterns, ci, text),
+                    "{ci} {text:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn relaxed_chunks_map_back_to_the_right_patterns() {
+        // More patterns than one relaxed chunk holds, so candidates from
+        // later chunks must be numbered past the first.
+        let patterns: Vec<(String, u32)> = (0..150u32)
+            .map(|i| (format!(r"\bw{i}x\b"), i * 2))
+            .collect();
+        let borrowed: Vec<(&str, u32)> = patterns.iter().map(|(p, s)| (p.as_str(), *s)).collect();
+        let m = PatternMatcher::new(patterns.clone(), true).unwrap();
+        for text in [
+            "café w3x w70x w149x",
+            "w13xé w140x\u{2019}s",
+            "naïve w1x w10x w100x",
+        ] {
+            let got = hits(&m, text);
+            assert!(!got.is_empty(), "{text}");
+            assert_eq!(got, reference(&borrowed, true, text), "{text}");
+        }
+    }
+
+    #[test]
+    fn shared_set_reports_each_form_its_own_patterns_in_order() {
+        let a = vec![
+            ("b+".to_string(), 1),
+            ("a+".to_string(), 2),
+            ("b+".to_string(), 3),
+        ];
+        let b = vec![("a+".to_string(), 7), ("c".to_string(), 8)];
+        let shared =
+            PatternMatcher::new_shared(vec![a.clone(), b.clone(), Vec::new()], true).unwrap();
+        assert_eq!(shared.len(), 3);
+        assert!(shared[2].is_empty());
+        for text in ["ab c", "bbb", "AC", "nothing"] {
+            let own_a = PatternMatcher::new(a.clone(), true).unwrap();
+            let own_b = PatternMatcher::new(b.clone(), true).unwrap();
+            assert_eq!(hits(&shared[0], text), hits(&own_a, text), "{text}");
+            assert_eq!(hits(&shared[1], text), hits(&own_b, text), "{text}");
+        }
+        let both = hits(&shared[0], "ab");
+        assert_eq!(
+            both.iter().map(|h| h.signal).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+        assert_eq!(shared[1].patterns(), vec!["a+", "c"]);
+    }
+
+    #[test]
+    fn warm_from_compiles_what_the_previous_matcher_used() {
+        let patterns = vec![("alpha".to_string(), 0), ("beta".to_string(), 1)];
+        let old = PatternMatcher::new(patterns.clone(), true).unwrap();
+        let new = PatternMatcher::new(patterns, true).unwrap();
+        assert_eq!(new.warm_from(&old), 0);
+        assert_eq!(hits(&old, "beta").len(), 1);
+        assert_eq!(new.warm_from(&old), 1);
+        assert_eq!(new.warm_from(&old), 0, "already compiled");
+        let compiled = |m: &PatternMatcher| {
+            m.shared
+                .as_ref()
+                .map(|s| s.regexes.iter().filter(|r| r.get().is_some()).count())
+        };
+        assert_eq!(compiled(&new), Some(1));
     }
 }

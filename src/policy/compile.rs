@@ -579,15 +579,57 @@ fn keyword_in_form(keyword: &str, form: Form) -> String {
     }
 }
 
+/// Compiles in `new`, before it serves, the position regexes that `old`
+/// (the policy it replaces) had compiled on its traffic, so the first
+/// requests after a reload do not pay for them; memory stays what the old
+/// policy used. Returns how many were compiled.
+pub fn warm_from(new: &CompiledPolicy, old: &CompiledPolicy) -> usize {
+    new.matchers
+        .iter()
+        .filter_map(|(form, m)| {
+            old.matchers
+                .get(form)
+                .map(|o| m.patterns.warm_from(&o.patterns))
+        })
+        .sum()
+}
+
 fn build_matchers(
     tables: PatternTables,
     root: &Path,
 ) -> Result<BTreeMap<Form, FormMatchers>, PolicyError> {
+    let regex_error = |e: crate::detect::patterns::PatternSetError| PolicyError::Invalid {
+        file: root.to_path_buf(),
+        rule: None,
+        message: format!("regex set: {e}"),
+    };
+    // The normalised and deobfuscated forms match case-insensitively and
+    // mostly list the same patterns: one set serves both (see
+    // `PatternMatcher::new_shared`), unless together they are over the size
+    // limit, in which case each gets its own as before.
+    let regexes_of = |form: Form| tables.regexes.get(&form).cloned().unwrap_or_default();
+    let mut patterns: BTreeMap<Form, PatternMatcher> = BTreeMap::new();
+    patterns.insert(
+        Form::Raw,
+        PatternMatcher::new(regexes_of(Form::Raw), false).map_err(regex_error)?,
+    );
+    let folded = [Form::Normalized, Form::Deobfuscated];
+    match PatternMatcher::new_shared(folded.iter().map(|f| regexes_of(*f)).collect(), true) {
+        Ok(matchers) => patterns.extend(folded.into_iter().zip(matchers)),
+        Err(_) => {
+            for form in folded {
+                patterns.insert(
+                    form,
+                    PatternMatcher::new(regexes_of(form), true).map_err(regex_error)?,
+                );
+            }
+        }
+    }
     let mut out = BTreeMap::new();
     for form in [Form::Raw, Form::Normalized, Form::Deobfuscated] {
         let keywords = tables.keywords.get(&form).cloned().unwrap_or_default();
-        let regexes = tables.regexes.get(&form).cloned().unwrap_or_default();
-        if keywords.is_empty() && regexes.is_empty() {
+        let patterns = patterns.remove(&form).unwrap_or_default();
+        if keywords.is_empty() && patterns.is_empty() {
             continue;
         }
         let keywords = KeywordMatcher::new(keywords).map_err(|e| PolicyError::Invalid {
@@ -595,12 +637,6 @@ fn build_matchers(
             rule: None,
             message: e.to_string(),
         })?;
-        let patterns =
-            PatternMatcher::new(regexes, form != Form::Raw).map_err(|e| PolicyError::Invalid {
-                file: root.to_path_buf(),
-                rule: None,
-                message: format!("regex set: {e}"),
-            })?;
         out.insert(form, FormMatchers { keywords, patterns });
     }
     Ok(out)

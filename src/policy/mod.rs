@@ -6,7 +6,7 @@ mod compiled;
 mod load;
 pub mod model;
 
-pub use compile::compile;
+pub use compile::{compile, warm_from};
 pub use compiled::{
     CompiledCategory, CompiledPolicy, CompiledRule, CompiledSignal, LeakSettings, SignalSource,
     StreamSettings,

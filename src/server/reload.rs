@@ -43,15 +43,26 @@ pub fn fingerprint(files: &[PathBuf]) -> u64 {
 }
 
 /// Recompiles every policy and swaps them in if they compile.
+///
+/// Before the swap, still on the blocking thread, each new policy compiles
+/// the position regexes its predecessor had compiled (the patterns that
+/// matched traffic), so requests right after a reload do not compile them.
 pub async fn reload_now(state: &ProxyState) -> bool {
     let config = state.config.clone();
-    let result = tokio::task::spawn_blocking(move || Policies::load(&config)).await;
+    let current = state.policies();
+    let result = tokio::task::spawn_blocking(move || {
+        Policies::load(&config).map(|policies| {
+            let warmed = warm(&policies, &current);
+            (policies, warmed)
+        })
+    })
+    .await;
     match result {
-        Ok(Ok(policies)) => {
+        Ok(Ok((policies, warmed))) => {
             let rules = policies.default.rules.len();
             state.swap_policies(policies);
             state.metrics.reload(true);
-            tracing::info!(rules, "policies reloaded");
+            tracing::info!(rules, warmed_regexes = warmed, "policies reloaded");
             true
         }
         Ok(Err(e)) => {
@@ -65,6 +76,17 @@ pub async fn reload_now(state: &ProxyState) -> bool {
             false
         }
     }
+}
+
+/// Warms each new policy from the policy of the same name it replaces.
+fn warm(new: &Policies, old: &Policies) -> usize {
+    let mut n = crate::policy::warm_from(&new.default, &old.default);
+    for (name, policy) in &new.named {
+        if let Some(previous) = old.named.get(name) {
+            n += crate::policy::warm_from(policy, previous);
+        }
+    }
+    n
 }
 
 /// Starts the SIGHUP listener and the file poller (when `reload_poll_secs > 0`).

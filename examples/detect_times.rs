@@ -1,0 +1,110 @@
+//! Per-example detection time and full decisions over labelled JSONL files.
+//!
+//! Two uses, both for changing the detectors without changing a decision:
+//! * `--dump FILE` writes one line per example (file, line, verdict, every
+//!   finding with rule, span, score and decoding chain) so two builds can be
+//!   compared with `cmp`;
+//! * stderr lists the slowest examples (time, length, file:line), which is
+//!   where superlinear cost shows up.
+//!
+//! Run: `cargo run --release --example detect_times -- [--policy P]
+//! [--dump FILE] [--top N] FILES...` (single-threaded, so times are per core).
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use palisade::engine::{Segment, evaluate};
+use palisade::policy::{self, Direction, Role};
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mut policy_path = PathBuf::from("policies/default.yaml");
+    let mut dump: Option<PathBuf> = None;
+    let mut top = 20usize;
+    let mut files = Vec::new();
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--policy" => policy_path = args.next().expect("--policy P").into(),
+            "--dump" => dump = Some(args.next().expect("--dump FILE").into()),
+            "--top" => top = args.next().expect("--top N").parse().expect("number"),
+            _ => files.push(PathBuf::from(a)),
+        }
+    }
+    let policy = policy::load_path(&policy_path).expect("policy");
+    let mut out = dump.map(|p| std::io::BufWriter::new(std::fs::File::create(p).unwrap()));
+    let mut times: Vec<(f64, usize, String)> = Vec::new();
+    let mut total_bytes = 0usize;
+    let all = Instant::now();
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("read");
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        for (i, raw) in text.lines().enumerate() {
+            if raw.trim().is_empty() {
+                continue;
+            }
+            let v: serde_json::Value = serde_json::from_str(raw).expect("json line");
+            let t = v["text"].as_str().unwrap_or("");
+            let segments = [Segment::new(Role::User, "messages[0].content", t)];
+            let start = Instant::now();
+            let decision = evaluate(&policy, Direction::Input, &segments);
+            let secs = start.elapsed().as_secs_f64();
+            total_bytes += t.len();
+            if secs > 0.2 {
+                eprintln!("slow: {:.3} s {} B {name}:{}", secs, t.len(), i + 1);
+            }
+            times.push((secs, t.len(), format!("{name}:{}", i + 1)));
+            if let Some(out) = out.as_mut() {
+                let findings: Vec<String> = decision
+                    .findings
+                    .iter()
+                    .map(|f| {
+                        format!(
+                            "{}@{}..{}={:08x}{}{}",
+                            f.rule,
+                            f.span.start,
+                            f.span.end,
+                            f.score.to_bits(),
+                            f.decoded
+                                .as_deref()
+                                .map(|d| format!("<{d}>"))
+                                .unwrap_or_default(),
+                            if f.redact_spans.len() > 1 {
+                                format!("#{}", f.redact_spans.len())
+                            } else {
+                                String::new()
+                            }
+                        )
+                    })
+                    .collect();
+                writeln!(
+                    out,
+                    "{name}:{} {} {}",
+                    i + 1,
+                    decision.verdict.as_str(),
+                    findings.join(" ")
+                )
+                .unwrap();
+            }
+        }
+    }
+    let wall = all.elapsed().as_secs_f64();
+    times.sort_by(|a, b| b.0.total_cmp(&a.0));
+    eprintln!(
+        "{} examples, {:.2} MB in {:.2} s ({:.2} MB/s one core)",
+        times.len(),
+        total_bytes as f64 / 1e6,
+        wall,
+        total_bytes as f64 / 1e6 / wall
+    );
+    for (secs, len, at) in times.iter().take(top) {
+        eprintln!(
+            "{:>10.3} ms {:>8} B {:>8.3} MB/s  {at}",
+            secs * 1e3,
+            len,
+            *len as f64 / 1e6 / secs
+        );
+    }
+}
