@@ -28,13 +28,26 @@ pub enum StartError {
     Audit(std::io::Error),
 }
 
-/// Cheap to clone; one per server.
+/// Shared state of one server. Every middleware layer and handler clones it,
+/// so it is one `Arc` (one atomic increment per clone); fields are reached
+/// through `Deref` to [`StateInner`].
 #[derive(Clone)]
-pub struct ProxyState {
+pub struct ProxyState(Arc<StateInner>);
+
+impl std::ops::Deref for ProxyState {
+    type Target = StateInner;
+
+    fn deref(&self) -> &StateInner {
+        &self.0
+    }
+}
+
+/// What [`ProxyState`] holds.
+pub struct StateInner {
     /// The loaded configuration.
     pub config: Arc<Config>,
-    policies: Arc<RwLock<Arc<Policies>>>,
-    upstreams: Arc<Vec<UpstreamClient>>,
+    policies: RwLock<Arc<Policies>>,
+    upstreams: Vec<UpstreamClient>,
     /// Accepted proxy API keys.
     pub keys: Arc<KeyStore>,
     /// Prometheus metrics.
@@ -74,16 +87,16 @@ impl ProxyState {
             policies = policies.into_monitor();
         }
         let config_limit = config.max_concurrent_requests;
-        Ok(Self {
+        Ok(Self(Arc::new(StateInner {
             config: Arc::new(config),
-            policies: Arc::new(RwLock::new(Arc::new(policies))),
-            upstreams: Arc::new(upstreams),
+            policies: RwLock::new(Arc::new(policies)),
+            upstreams,
             keys: Arc::new(keys),
             metrics: Arc::new(Metrics::new()),
             audit,
             concurrency: (config_limit > 0)
                 .then(|| Arc::new(tokio::sync::Semaphore::new(config_limit))),
-        })
+        })))
     }
 
     /// All policies in force now.

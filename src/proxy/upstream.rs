@@ -36,12 +36,19 @@ const FORWARDED_RESPONSE_PREFIXES: &[&str] = &[
     "retry-after",
 ];
 
+/// The paths of the endpoints Palisade scans, which every scanned request
+/// goes to.
+const SCANNED_PATHS: &[&str] = &["/chat/completions", "/completions", "/embeddings"];
+
 /// A configured upstream with its pooled client.
 #[derive(Debug, Clone)]
 pub struct UpstreamClient {
     /// Name for logs and errors.
     pub name: String,
     base_url: String,
+    /// [`SCANNED_PATHS`] joined to the base URL, parsed once: parsing (with
+    /// IDNA) on every request was 3% of the proxy's CPU.
+    scanned_urls: Vec<(&'static str, reqwest::Url)>,
     api_key: Option<String>,
     read_timeout: Duration,
     client: reqwest::Client,
@@ -62,9 +69,21 @@ impl UpstreamClient {
                     config.name
                 ))
             })?;
+        let base_url = config.base_url.trim_end_matches('/').to_string();
+        // A base URL that does not parse fails each request as before, with
+        // reqwest's error.
+        let scanned_urls = SCANNED_PATHS
+            .iter()
+            .filter_map(|path| {
+                reqwest::Url::parse(&format!("{base_url}{path}"))
+                    .ok()
+                    .map(|url| (*path, url))
+            })
+            .collect();
         Ok(Self {
             name: config.name.clone(),
-            base_url: config.base_url.trim_end_matches('/').to_string(),
+            base_url,
+            scanned_urls,
             api_key: config.api_key.clone(),
             read_timeout: Duration::from_secs(config.read_timeout_secs),
             client,
@@ -83,8 +102,12 @@ impl UpstreamClient {
         forward_client_auth: bool,
         streaming: bool,
     ) -> Result<reqwest::Response, ApiError> {
-        let url = format!("{}{}", self.base_url, path);
-        let mut request = self.client.request(method, &url);
+        let mut request = match self.scanned_urls.iter().find(|(p, _)| *p == path) {
+            Some((_, url)) => self.client.request(method, url.clone()),
+            None => self
+                .client
+                .request(method, format!("{}{}", self.base_url, path)),
+        };
         for name in FORWARDED_REQUEST_HEADERS {
             if let Some(value) = client_headers.get(*name) {
                 request = request.header(*name, value);
@@ -223,4 +246,38 @@ pub fn response_headers(upstream: &reqwest::header::HeaderMap) -> HeaderMap {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upstream(base_url: &str) -> Upstream {
+        serde_json::from_value(serde_json::json!({"name": "m", "base_url": base_url}))
+            .expect("upstream config")
+    }
+
+    #[test]
+    fn scanned_paths_are_parsed_once_below_the_base_path() {
+        let client = UpstreamClient::new(&upstream("http://127.0.0.1:9/v1/")).expect("client");
+        let urls: Vec<String> = client
+            .scanned_urls
+            .iter()
+            .map(|(_, u)| u.to_string())
+            .collect();
+        assert_eq!(
+            urls,
+            [
+                "http://127.0.0.1:9/v1/chat/completions",
+                "http://127.0.0.1:9/v1/completions",
+                "http://127.0.0.1:9/v1/embeddings",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unparsable_base_url_builds_and_fails_per_request_instead() {
+        let client = UpstreamClient::new(&upstream("not a url")).expect("client");
+        assert!(client.scanned_urls.is_empty());
+    }
 }
