@@ -221,25 +221,67 @@ impl PatternMatcher {
     /// Calls `on_hit` for matches of every regex that matches `text`, at most
     /// `max_hits_per_regex` each. The set search proposes candidates; each
     /// one's exact regex decides, so which set was asked never changes a hit.
-    pub fn scan(&self, text: &str, max_hits_per_regex: usize, mut on_hit: impl FnMut(PatternHit)) {
+    pub fn scan(&self, text: &str, max_hits_per_regex: usize, on_hit: impl FnMut(PatternHit)) {
+        self.scan_with_memo(text, max_hits_per_regex, &mut ScanMemo::default(), on_hit);
+    }
+
+    /// [`Self::scan`], reusing what `memo` kept from the previous scan when
+    /// that was the same text on the same shared set: the normalised and
+    /// deobfuscated forms share a set and are the same text for most
+    /// prose, so the second form costs no search at all.
+    pub fn scan_with_memo(
+        &self,
+        text: &str,
+        max_hits_per_regex: usize,
+        memo: &mut ScanMemo,
+        mut on_hit: impl FnMut(PatternHit),
+    ) {
         let Some(shared) = &self.shared else { return };
-        let matched = shared.candidates(text);
+        let key = (Arc::as_ptr(shared) as usize, max_hits_per_regex);
+        if memo.key != Some(key) || memo.text != text {
+            memo.key = Some(key);
+            memo.text.clear();
+            memo.text.push_str(text);
+            memo.candidates = Some(shared.candidates(text));
+            memo.found.clear();
+        }
+        let Some(candidates) = &memo.candidates else {
+            return;
+        };
         for (idx, signal) in &self.entries {
-            if !PatternID::new(*idx).is_ok_and(|id| matched.contains(id)) {
+            if !PatternID::new(*idx).is_ok_and(|id| candidates.contains(id)) {
                 continue;
             }
-            let Some(regex) = shared.regex(*idx) else {
-                continue;
-            };
-            for m in regex.find_iter(text).take(max_hits_per_regex) {
+            let spans = memo.found.entry(*idx).or_insert_with(|| {
+                shared.regex(*idx).map_or_else(Vec::new, |regex| {
+                    regex
+                        .find_iter(text)
+                        .take(max_hits_per_regex)
+                        .map(|m| (m.start(), m.end()))
+                        .collect()
+                })
+            });
+            for (start, end) in spans.iter() {
                 on_hit(PatternHit {
                     signal: *signal,
-                    start: m.start(),
-                    end: m.end(),
+                    start: *start,
+                    end: *end,
                 });
             }
         }
     }
+}
+
+/// What one pattern scan found, for the next scan of the same text with a
+/// matcher on the same shared set (see [`PatternMatcher::scan_with_memo`]).
+#[derive(Debug, Default)]
+pub struct ScanMemo {
+    /// The shared set (by address) and hit limit the results are for.
+    key: Option<(usize, usize)>,
+    text: String,
+    candidates: Option<PatternSet>,
+    /// Spans found by each candidate's exact regex, filled as asked.
+    found: std::collections::HashMap<usize, Vec<(usize, usize)>>,
 }
 
 impl Shared {

@@ -14,6 +14,7 @@ use std::ops::Range;
 
 use crate::detect::decode::decode_payloads;
 use crate::detect::normalize::{Normalized, normalize};
+use crate::detect::patterns::ScanMemo;
 use crate::detect::validators::{iban_valid, luhn_valid};
 use crate::policy::{CompiledPolicy, Direction, Form, Role, SignalSource, Validator};
 
@@ -204,6 +205,7 @@ pub(crate) fn scan_text(
 
 fn collect_hits(policy: &CompiledPolicy, text: &str, normalized: &Normalized) -> Vec<Hit> {
     let mut hits = Vec::new();
+    let mut memo = ScanMemo::default();
     for (form, matchers) in &policy.matchers {
         let (view_text, view) = match form {
             Form::Raw => (text, None),
@@ -226,7 +228,7 @@ fn collect_hits(policy: &CompiledPolicy, text: &str, normalized: &Normalized) ->
                 range: map(h.start, h.end),
             })
         });
-        matchers.patterns.scan(view_text, MAX_HITS, |h| {
+        matchers.patterns.scan_with_memo(view_text, MAX_HITS, &mut memo, |h| {
             if validator_accepts(
                 policy,
                 h.signal,
