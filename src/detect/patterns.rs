@@ -622,6 +622,25 @@ mod tests {
     }
 
     #[test]
+    fn a_memo_gives_the_same_hits_and_is_not_reused_for_another_text_or_set() {
+        let a = vec![(r"\bb+\b".to_string(), 1), ("a+".to_string(), 2)];
+        let b = vec![("a+".to_string(), 7), (r"\bc\b".to_string(), 8)];
+        let shared = PatternMatcher::new_shared(vec![a.clone(), b.clone()], true).unwrap();
+        let other = PatternMatcher::new(b.clone(), true).unwrap();
+        let mut memo = ScanMemo::default();
+        let with_memo = |m: &PatternMatcher, text: &str, memo: &mut ScanMemo| {
+            let mut out = Vec::new();
+            m.scan_with_memo(text, 10, memo, |h| out.push(h));
+            out
+        };
+        for text in ["aa bb c", "aa bb c", "é c aaa", "bb", "aa bb c"] {
+            for m in [&shared[0], &shared[1], &other, &shared[1]] {
+                assert_eq!(with_memo(m, text, &mut memo), hits(m, text), "{text}");
+            }
+        }
+    }
+
+    #[test]
     fn warm_from_compiles_what_the_previous_matcher_used() {
         let patterns = vec![("alpha".to_string(), 0), ("beta".to_string(), 1)];
         let old = PatternMatcher::new(patterns.clone(), true).unwrap();

@@ -228,18 +228,20 @@ fn collect_hits(policy: &CompiledPolicy, text: &str, normalized: &Normalized) ->
                 range: map(h.start, h.end),
             })
         });
-        matchers.patterns.scan_with_memo(view_text, MAX_HITS, &mut memo, |h| {
-            if validator_accepts(
-                policy,
-                h.signal,
-                view_text.get(h.start..h.end).unwrap_or(""),
-            ) {
-                hits.push(Hit {
-                    signal: h.signal,
-                    range: map(h.start, h.end),
-                });
-            }
-        });
+        matchers
+            .patterns
+            .scan_with_memo(view_text, MAX_HITS, &mut memo, |h| {
+                if validator_accepts(
+                    policy,
+                    h.signal,
+                    view_text.get(h.start..h.end).unwrap_or(""),
+                ) {
+                    hits.push(Hit {
+                        signal: h.signal,
+                        range: map(h.start, h.end),
+                    });
+                }
+            });
     }
     // Full key: equal keys are identical hits, so the unstable sort is deterministic.
     hits.sort_unstable_by_key(|h| (h.signal, h.range.start, h.range.end));
