@@ -1,5 +1,5 @@
 //! Regular-expression matching: which regexes of one text form can match is
-//! decided by a set search (forward lazy DFAs over sets of 64 patterns), then
+//! decided by a set search (forward lazy DFAs over sets of 32 patterns), then
 //! only those regexes are run for positions. Non-ASCII texts are searched
 //! with a relaxed copy of the sets ([`super::relax`]) so the search stays a
 //! DFA scan; the exact regexes decide, so results never depend on which set
@@ -474,11 +474,13 @@ fn parse_all(patterns: &[String], case_insensitive: bool) -> Result<Vec<Hir>, Pa
     syntax::parse_many_with(patterns, &syntax).map_err(|e| PatternSetError(e.to_string()))
 }
 
-/// Patterns per set of a [`ChunkedSet`]. Without their word boundaries,
-/// hundreds of `(?:[^ ]+ ){0,3}?` gap patterns in one set made its lazy DFA
-/// build a new state at almost every byte (seconds for 8 KB); sets of 64
-/// stay small.
-const SET_CHUNK: usize = 64;
+/// Patterns per set of a [`ChunkedSet`]. Hundreds of patterns in one set
+/// (worse without their word boundaries: `(?:[^ ]+ ){0,3}?` gaps) made its
+/// lazy DFA build a new, expensive state at almost every byte. Smaller sets
+/// are cheaper on new text and cost more scans on known text; measured with
+/// `examples/detect_times.rs` on the default policy, 16–32 was best on new
+/// text and 32–128 on repeated text (`docs/performance.md`).
+const SET_CHUNK: usize = 32;
 
 /// Capacity of each lazy DFA cache (one per thread searching at once).
 const DFA_CACHE_CAPACITY: usize = 16 * 1024 * 1024;
