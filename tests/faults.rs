@@ -672,6 +672,75 @@ async fn http2_prior_knowledge_clients_are_still_served() {
     }
 }
 
+/// Sends one request on an HTTP/2 connection and reads the whole answer;
+/// returns its status and body.
+async fn h2_request(
+    client: &mut h2::client::SendRequest<bytes::Bytes>,
+    method: &str,
+    url: &str,
+    body: Option<&str>,
+) -> (u16, String) {
+    let request = axum::http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("content-type", "application/json")
+        .body(())
+        .unwrap();
+    let (response, mut send) = client.send_request(request, body.is_none()).unwrap();
+    if let Some(body) = body {
+        send.send_data(bytes::Bytes::from(body.to_string()), true)
+            .unwrap();
+    }
+    let response = tokio::time::timeout(HANG, response).await.unwrap().unwrap();
+    let status = response.status().as_u16();
+    let mut body = response.into_body();
+    let mut text = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.unwrap();
+        let _ = body.flow_control().release_capacity(chunk.len());
+        text.extend_from_slice(&chunk);
+    }
+    (status, String::from_utf8_lossy(&text).into_owned())
+}
+
+/// HTTP/2 has no header read timer and its pings only find dead peers: a
+/// client that answers pings (as every HTTP/2 client does) but sends no
+/// request must still be disconnected, like an idle HTTP/1 keep-alive
+/// connection; a connection whose request outlasts that timeout is not.
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_but_a_busy_one_is_served() {
+    let (_proxy, addr, mock) = slow_client_proxy().await;
+    // The answer takes longer than header_read_timeout_secs (1 s).
+    mock.reply(common::Reply::chat("late").delay(Duration::from_millis(2500)));
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (mut client, connection) = h2::client::handshake(tcp).await.unwrap();
+    let connection = tokio::spawn(async move {
+        let _ = connection.await;
+        Instant::now()
+    });
+    let (status, body) = h2_request(
+        &mut client,
+        "POST",
+        &format!("http://{addr}/v1/chat/completions"),
+        Some(CHAT_BODY),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("late"), "{body}");
+    let (status, body) =
+        h2_request(&mut client, "GET", &format!("http://{addr}/healthz"), None).await;
+    assert_eq!(status, 200, "{body}");
+    let idle_from = Instant::now();
+    // `client` stays alive: the client side never closes the connection.
+    let closed_at = tokio::time::timeout(Duration::from_secs(6), connection)
+        .await
+        .expect("the proxy closes an idle HTTP/2 connection")
+        .unwrap();
+    let idle = closed_at - idle_from;
+    assert!(idle >= Duration::from_millis(500), "closed after {idle:?}");
+    drop(client);
+}
+
 /// A client that asks for a large answer and never reads it is
 /// disconnected after `client_write_timeout_secs`, instead of pinning the
 /// connection and the buffered answer forever.

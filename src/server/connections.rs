@@ -13,6 +13,10 @@
 //!   to tell HTTP/1 from HTTP/2 with no timeout at all, so a silent
 //!   connection would wait there forever, before any HTTP/1 timer runs. The
 //!   sniffing here is bounded by the header timeout instead.
+//! * HTTP/2 has no header read timer in hyper, and its keep-alive pings only
+//!   find peers that stopped answering: an HTTP/2 connection with no
+//!   request in flight for `header_read_timeout_secs` is closed by
+//!   [`super::idle`].
 //! * `client_write_timeout_secs`: hyper has no write timeout, so a client
 //!   that stops reading would keep its connection and its buffered response
 //!   forever; see [`super::write_timeout`].
@@ -20,7 +24,9 @@
 //!   [`GracefulShutdown`]; on the signal, idle connections close, busy ones
 //!   finish their response (up to the grace period).
 
+use std::convert::Infallible;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -32,6 +38,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt as _;
 
+use super::idle::{self, Activity, IdleClose};
 use super::write_timeout::WriteTimeout;
 use crate::config::Config;
 
@@ -121,11 +128,28 @@ async fn serve_connection(tcp: TcpStream, app: Router, limits: ConnectionLimits,
             return;
         }
     };
-    let service = TowerToHyperService::new(
-        app.map_request(|request: hyper::Request<Incoming>| request.map(Body::new)),
-    );
     let io = WriteTimeout::new(TokioIo::new(tcp), limits.client_write_timeout);
     let result = if http2 {
+        let activity = Activity::new();
+        let service = TowerToHyperService::new(tower::service_fn({
+            let activity = Arc::clone(&activity);
+            move |request: hyper::Request<Incoming>| {
+                let app = app.clone();
+                let activity = Arc::clone(&activity);
+                async move {
+                    let response = idle::track(activity, request.map(Body::new), |request| async {
+                        match app.oneshot(request).await {
+                            Ok(response) => response,
+                            Err(never) => match never {},
+                        }
+                    });
+                    Ok::<_, Infallible>(response.await)
+                }
+            }
+        }));
+        // Idle connections (no request in flight) close after the header
+        // timeout, as HTTP/1 keep-alive connections do.
+        let io = IdleClose::new(io, activity, limits.header_read_timeout);
         let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         builder
             .timer(TokioTimer::new())
@@ -135,6 +159,9 @@ async fn serve_connection(tcp: TcpStream, app: Router, limits: ConnectionLimits,
             .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
         watcher.watch(builder.serve_connection(io, service)).await
     } else {
+        let service = TowerToHyperService::new(
+            app.map_request(|request: hyper::Request<Incoming>| request.map(Body::new)),
+        );
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(TokioTimer::new())

@@ -8,6 +8,7 @@
 
 pub mod connections;
 pub mod demo;
+mod idle;
 pub mod reload;
 mod write_timeout;
 
