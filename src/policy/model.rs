@@ -77,7 +77,8 @@ pub struct RefusalSpec {
     pub message: Option<String>,
 }
 
-/// Limits for decoding base64 / hex / url / rot13 / reversed payloads.
+/// Limits for decoding base64 / base32 / hex / binary / url / Morse / NATO / Braille / rot13 /
+/// reversed payloads.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecodeSpec {
