@@ -187,14 +187,19 @@ impl PatternMatcher {
 
     /// Compiles now the position regexes of this matcher's patterns that
     /// `previous` (the policy being replaced) had compiled, i.e. the patterns
-    /// that matched its traffic, so the first requests after a reload do
-    /// not pay for compiling them. Returns how many were compiled.
+    /// that matched its traffic, and the relaxed sets if `previous` had
+    /// built them (it had seen non-ASCII text), so the first requests after
+    /// a reload do not pay for compiling them. Returns how many regexes were
+    /// compiled.
     pub fn warm_from(&self, previous: &PatternMatcher) -> usize {
         let (Some(shared), Some(old)) = (&self.shared, &previous.shared) else {
             return 0;
         };
         if shared.case_insensitive != old.case_insensitive {
             return 0;
+        }
+        if old.relaxed.get().is_some() {
+            shared.relaxed.get_or_init(|| shared.build_relaxed());
         }
         let hot: HashSet<&str> = old
             .patterns
@@ -657,5 +662,22 @@ mod tests {
                 .map(|s| s.regexes.iter().filter(|r| r.get().is_some()).count())
         };
         assert_eq!(compiled(&new), Some(1));
+    }
+
+    #[test]
+    fn warm_from_builds_the_relaxed_sets_if_the_previous_matcher_had() {
+        let patterns = vec![(r"\balpha\b".to_string(), 0)];
+        let old = PatternMatcher::new(patterns.clone(), true).unwrap();
+        let relaxed_built =
+            |m: &PatternMatcher| m.shared.as_ref().is_some_and(|s| s.relaxed.get().is_some());
+        let cold = PatternMatcher::new(patterns.clone(), true).unwrap();
+        cold.warm_from(&old);
+        assert!(!relaxed_built(&cold), "the old one saw only ASCII so far");
+        assert_eq!(hits(&old, "alpha café").len(), 1);
+        assert!(relaxed_built(&old));
+        let new = PatternMatcher::new(patterns, true).unwrap();
+        new.warm_from(&old);
+        assert!(relaxed_built(&new));
+        assert_eq!(hits(&new, "alpha café"), hits(&old, "alpha café"));
     }
 }
