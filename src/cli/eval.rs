@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{Segment, Verdict, evaluate};
-use crate::policy::{CompiledPolicy, Direction, Role};
+use crate::engine::blocking_rules;
+use crate::policy::CompiledPolicy;
 
 /// Labels a line may carry.
 pub const LABELS: [&str; 3] = ["attack", "harmful", "benign"];
@@ -110,17 +110,6 @@ pub fn read_examples(path: &Path) -> Result<Vec<Example>, String> {
         });
     }
     Ok(out)
-}
-
-/// The rules that block `text` as a single user message, if it is blocked.
-pub fn blocking_rules(policy: &CompiledPolicy, text: &str) -> Option<Vec<String>> {
-    let decision = evaluate(
-        policy,
-        Direction::Input,
-        &[Segment::new(Role::User, "messages[0].content", text)],
-    );
-    (decision.verdict == Verdict::Block)
-        .then(|| decision.rule_ids().iter().map(|r| r.to_string()).collect())
 }
 
 /// Evaluates all examples on every core.

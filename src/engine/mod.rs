@@ -85,6 +85,18 @@ impl Evidence<'_> {
     }
 }
 
+/// The rules that block `text` sent as a lone user message, if it is
+/// blocked: what `palisade eval` and the model tests ask of each example.
+pub fn blocking_rules(policy: &CompiledPolicy, text: &str) -> Option<Vec<String>> {
+    let decision = evaluate(
+        policy,
+        Direction::Input,
+        &[Segment::new(Role::User, "messages[0].content", text)],
+    );
+    (decision.verdict == Verdict::Block)
+        .then(|| decision.rule_ids().iter().map(|r| r.to_string()).collect())
+}
+
 /// Evaluates every segment in one direction and combines the findings.
 pub fn evaluate(
     policy: &CompiledPolicy,
