@@ -9,4 +9,5 @@ pub mod leak;
 pub mod normalize;
 pub mod patterns;
 pub mod relax;
+pub mod required;
 pub mod validators;

@@ -9,16 +9,18 @@ use std::collections::HashSet;
 use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::sync::{Arc, OnceLock};
 
+use aho_corasick::AhoCorasick;
 use regex::{Regex, RegexBuilder};
 use regex_automata::hybrid;
 use regex_automata::nfa::thompson::{self, NFA, WhichCaptures, pikevm::PikeVM};
 use regex_automata::util::pool::Pool;
 use regex_automata::util::prefilter::Prefilter;
 use regex_automata::util::syntax;
-use regex_automata::{Input, MatchKind, PatternID, PatternSet};
+use regex_automata::{Input, MatchKind, PatternID, PatternSet, meta};
 use regex_syntax::hir::Hir;
 
 use super::relax::{has_unicode_word_boundary, without_unicode_word_boundaries};
+use super::required::{fold_text_to_ascii, required_literals};
 
 /// A regex hit: which signal, where in the scanned text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,12 +78,22 @@ pub struct PatternMatcher {
 /// Patterns compiled once for one or more forms.
 #[derive(Debug)]
 struct Shared {
+    /// The patterns without a required literal, searched as sets.
     set: ChunkedSet,
-    /// The patterns without Unicode word boundaries, for non-ASCII texts, in
-    /// sets of [`SET_CHUNK`] (see [`super::relax`]); built on the first
-    /// such text. `None` inside: no pattern has such a boundary, or building
-    /// failed; `set` answers then.
+    /// Those patterns without Unicode word boundaries, for non-ASCII texts
+    /// (see [`super::relax`]); built on the first such text. `None` inside:
+    /// no pattern has such a boundary, or building failed; `set` answers
+    /// then.
     relaxed: OnceLock<Option<ChunkedSet>>,
+    /// The patterns with required literals: candidates when one of their
+    /// literals occurs in the text.
+    gate: Option<LiteralGate>,
+    /// For each gated pattern with a Unicode word boundary, the same pattern
+    /// without it, built on its first non-ASCII candidate text: there the
+    /// exact regex leaves its lazy DFA for the PikeVM, so candidates are
+    /// first checked with this (a DFA scan), as the relaxed sets do for the
+    /// others.
+    relaxed_gated: Vec<Option<OnceLock<Option<meta::Regex>>>>,
     patterns: Vec<String>,
     case_insensitive: bool,
     /// Lazily compiled `patterns` (`None` if one failed, which the set makes
@@ -147,13 +159,7 @@ impl PatternMatcher {
         let shared = if patterns.is_empty() {
             None
         } else {
-            Some(Arc::new(Shared {
-                set: ChunkedSet::new(&patterns, case_insensitive)?,
-                relaxed: OnceLock::new(),
-                regexes: patterns.iter().map(|_| OnceLock::new()).collect(),
-                patterns,
-                case_insensitive,
-            }))
+            Some(Arc::new(Shared::new(patterns, case_insensitive)?))
         };
         Ok(entries_per_form
             .into_iter()
@@ -187,9 +193,9 @@ impl PatternMatcher {
 
     /// Compiles now the position regexes of this matcher's patterns that
     /// `previous` (the policy being replaced) had compiled, i.e. the patterns
-    /// that matched its traffic, and the relaxed sets if `previous` had
-    /// built them (it had seen non-ASCII text), so the first requests after
-    /// a reload do not pay for compiling them. Returns how many regexes were
+    /// that matched its traffic, and the relaxed sets and relaxed gated
+    /// regexes that `previous` had built (it had seen non-ASCII text), so
+    /// the first requests after a reload do not pay for compiling them. Returns how many regexes were
     /// compiled.
     pub fn warm_from(&self, previous: &PatternMatcher) -> usize {
         let (Some(shared), Some(old)) = (&self.shared, &previous.shared) else {
@@ -208,6 +214,13 @@ impl PatternMatcher {
             .filter(|(_, r)| r.get().is_some())
             .map(|(p, _)| p.as_str())
             .collect();
+        let hot_relaxed: HashSet<&str> = old
+            .patterns
+            .iter()
+            .zip(&old.relaxed_gated)
+            .filter(|(_, r)| r.as_ref().is_some_and(|r| r.get().is_some()))
+            .map(|(p, _)| p.as_str())
+            .collect();
         let mut n = 0;
         for (idx, _) in &self.entries {
             let Some(pattern) = shared.patterns.get(*idx) else {
@@ -218,6 +231,9 @@ impl PatternMatcher {
                 && shared.regex(*idx).is_some()
             {
                 n += 1;
+            }
+            if hot_relaxed.contains(pattern.as_str()) {
+                shared.relaxed_gated_regex(*idx);
             }
         }
         n
@@ -290,34 +306,108 @@ pub struct ScanMemo {
 }
 
 impl Shared {
+    /// Splits `patterns` into those gated by required literals and those
+    /// searched as sets, and builds both.
+    fn new(patterns: Vec<String>, case_insensitive: bool) -> Result<Self, PatternSetError> {
+        let hirs = parse_all(&patterns, case_insensitive)?;
+        let mut gated: Vec<(usize, Vec<Vec<u8>>)> = Vec::new();
+        let mut searched: Vec<(usize, Hir)> = Vec::new();
+        let mut relaxed_gated = Vec::with_capacity(hirs.len());
+        for (idx, hir) in hirs.into_iter().enumerate() {
+            match required_literals(&hir) {
+                Some(literals) => {
+                    relaxed_gated.push(has_unicode_word_boundary(&hir).then(OnceLock::new));
+                    gated.push((idx, literals));
+                }
+                None => {
+                    relaxed_gated.push(None);
+                    searched.push((idx, hir));
+                }
+            }
+        }
+        Ok(Self {
+            set: ChunkedSet::from_hirs(searched)?,
+            relaxed: OnceLock::new(),
+            gate: LiteralGate::new(gated),
+            relaxed_gated,
+            regexes: patterns.iter().map(|_| OnceLock::new()).collect(),
+            patterns,
+            case_insensitive,
+        })
+    }
+
     /// The patterns that may match `text` (a superset of those that do).
     ///
-    /// On ASCII text a Unicode word boundary is an ASCII one, which the lazy
-    /// DFA of `set` handles, so the exact set answers. On any other text that
-    /// DFA gives up at the first non-ASCII byte and the search falls back to
-    /// the PikeVM over every pattern (about a second for 4 KB with the
-    /// default policy); the relaxed sets stay DFA scans and report a
-    /// superset, which [`PatternMatcher::scan`] narrows with exact regexes.
+    /// Gated patterns are candidates when one of their required literals
+    /// occurs. The others are asked of the sets: on ASCII text a Unicode
+    /// word boundary is an ASCII one, which the lazy DFA of `set` handles,
+    /// so the exact set answers. On any other text that DFA gives up at the
+    /// first non-ASCII byte and the search falls back to the PikeVM over
+    /// every pattern (about a second for 4 KB with the default policy); the
+    /// relaxed sets stay DFA scans and report a superset, which
+    /// [`PatternMatcher::scan`] narrows with exact regexes.
     fn candidates(&self, text: &str) -> PatternSet {
+        let mut out = PatternSet::new(self.patterns.len());
+        if let Some(gate) = &self.gate {
+            gate.candidates(text, &mut out);
+        }
         if text.is_ascii() {
-            return self.set.which_match(text);
+            self.set.which_match(text, &mut out);
+            return out;
         }
+        // A gated pattern whose relaxed form (no Unicode word boundaries)
+        // does not match cannot match with them either.
+        let mut kept = PatternSet::new(self.patterns.len());
+        for id in out.iter() {
+            if self
+                .relaxed_gated_regex(id.as_usize())
+                .is_none_or(|r| r.is_match(text))
+            {
+                kept.insert(id);
+            }
+        }
+        let mut out = kept;
         match self.relaxed.get_or_init(|| self.build_relaxed()) {
-            Some(relaxed) => relaxed.which_match(text),
-            None => self.set.which_match(text),
+            Some(relaxed) => relaxed.which_match(text, &mut out),
+            None => self.set.which_match(text, &mut out),
         }
+        out
+    }
+
+    /// The relaxed form of gated pattern `idx`, if it has one (see
+    /// `relaxed_gated`); `None` also if it failed to build, and then the
+    /// exact regex decides alone.
+    fn relaxed_gated_regex(&self, idx: usize) -> Option<&meta::Regex> {
+        let slot = self.relaxed_gated.get(idx)?.as_ref()?;
+        slot.get_or_init(|| {
+            let pattern = self.patterns.get(idx)?;
+            let hir = parse_all(std::slice::from_ref(pattern), self.case_insensitive)
+                .ok()?
+                .pop()?;
+            meta::Regex::builder()
+                .configure(meta::Regex::config().nfa_size_limit(Some(REGEX_SIZE_LIMIT)))
+                .build_from_hir(&without_unicode_word_boundaries(hir))
+                .ok()
+        })
+        .as_ref()
     }
 
     fn build_relaxed(&self) -> Option<ChunkedSet> {
-        let hirs = parse_all(&self.patterns, self.case_insensitive).ok()?;
+        let ids: Vec<usize> = self.set.ids().collect();
+        let patterns: Vec<String> = ids
+            .iter()
+            .filter_map(|idx| self.patterns.get(*idx).cloned())
+            .collect();
+        let hirs = parse_all(&patterns, self.case_insensitive).ok()?;
         if !hirs.iter().any(has_unicode_word_boundary) {
             return None;
         }
-        let relaxed: Vec<Hir> = hirs
+        let relaxed = ids
             .into_iter()
-            .map(without_unicode_word_boundaries)
+            .zip(hirs)
+            .map(|(idx, hir)| (idx, without_unicode_word_boundaries(hir)))
             .collect();
-        ChunkedSet::from_hirs(&relaxed).ok()
+        ChunkedSet::from_hirs(relaxed).ok()
     }
 
     fn regex(&self, idx: usize) -> Option<&Regex> {
@@ -339,34 +429,104 @@ impl Shared {
 #[derive(Debug)]
 struct ChunkedSet {
     chunks: Vec<SetEngine>,
-    len: usize,
+    /// The index each searched pattern is reported as, in set order.
+    ids: Vec<usize>,
 }
 
 impl ChunkedSet {
-    fn new(patterns: &[String], case_insensitive: bool) -> Result<Self, PatternSetError> {
-        Self::from_hirs(&parse_all(patterns, case_insensitive)?)
-    }
-
-    fn from_hirs(hirs: &[Hir]) -> Result<Self, PatternSetError> {
+    /// Sets over `patterns`, each given with the index it is reported as.
+    fn from_hirs(patterns: Vec<(usize, Hir)>) -> Result<Self, PatternSetError> {
+        let (ids, hirs): (Vec<usize>, Vec<Hir>) = patterns.into_iter().unzip();
         Ok(Self {
             chunks: hirs
                 .chunks(SET_CHUNK)
                 .map(SetEngine::from_hirs)
                 .collect::<Result<_, _>>()?,
-            len: hirs.len(),
+            ids,
         })
     }
 
-    fn which_match(&self, text: &str) -> PatternSet {
-        let mut out = PatternSet::new(self.len);
+    /// The indices of the patterns it searches.
+    fn ids(&self) -> impl Iterator<Item = usize> + '_ {
+        self.ids.iter().copied()
+    }
+
+    /// Adds the indices of the patterns that match `text` to `out`.
+    fn which_match(&self, text: &str, out: &mut PatternSet) {
         for (chunk, set) in self.chunks.iter().enumerate() {
             for id in set.which_match(text).iter() {
-                if let Ok(id) = PatternID::new(chunk * SET_CHUNK + id.as_usize()) {
+                let idx = self.ids.get(chunk * SET_CHUNK + id.as_usize());
+                if let Some(id) = idx.and_then(|idx| PatternID::new(*idx).ok()) {
                     out.insert(id);
                 }
             }
         }
-        out
+    }
+}
+
+/// Patterns that each need one of a few literals in any match (see
+/// [`super::required`]): one Aho-Corasick pass over the text finds which
+/// literals occur, and only their patterns become candidates. Most policy
+/// patterns need a word ordinary text rarely holds, so most are never
+/// searched at all.
+#[derive(Debug)]
+struct LiteralGate {
+    /// Every required literal, ASCII lower-cased, matched
+    /// ASCII-case-insensitively (which can only find more).
+    literals: AhoCorasick,
+    /// For each literal, the indices of the patterns that require it.
+    patterns_of: Vec<Vec<PatternID>>,
+}
+
+impl LiteralGate {
+    fn new(gated: Vec<(usize, Vec<Vec<u8>>)>) -> Option<Self> {
+        let mut index: std::collections::HashMap<Vec<u8>, usize> = Default::default();
+        let mut literals: Vec<Vec<u8>> = Vec::new();
+        let mut patterns_of: Vec<Vec<PatternID>> = Vec::new();
+        for (idx, required) in gated {
+            let id = PatternID::new(idx).ok()?;
+            for literal in required {
+                let slot = *index.entry(literal.clone()).or_insert_with(|| {
+                    literals.push(literal);
+                    patterns_of.push(Vec::new());
+                    patterns_of.len() - 1
+                });
+                patterns_of.get_mut(slot)?.push(id);
+            }
+        }
+        if literals.is_empty() {
+            return None;
+        }
+        let literals = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(aho_corasick::MatchKind::Standard)
+            .build(&literals)
+            .ok()?;
+        Some(Self {
+            literals,
+            patterns_of,
+        })
+    }
+
+    /// Adds the patterns whose literal occurs in `text` to `out`.
+    fn candidates(&self, text: &str, out: &mut PatternSet) {
+        let folded = fold_text_to_ascii(text);
+        let text = folded.as_deref().unwrap_or(text);
+        let mut last = None;
+        for m in self.literals.find_overlapping_iter(text) {
+            if last == Some(m.pattern()) {
+                continue;
+            }
+            last = Some(m.pattern());
+            for id in self
+                .patterns_of
+                .get(m.pattern().as_usize())
+                .into_iter()
+                .flatten()
+            {
+                out.insert(*id);
+            }
+        }
     }
 }
 
@@ -586,8 +746,10 @@ mod tests {
     fn relaxed_chunks_map_back_to_the_right_patterns() {
         // More patterns than one relaxed chunk holds, so candidates from
         // later chunks must be numbered past the first.
+        // `[a-z]?` leaves no literal long enough to gate on, so every
+        // pattern is searched by the sets.
         let patterns: Vec<(String, u32)> = (0..150u32)
-            .map(|i| (format!(r"\bw{i}x\b"), i * 2))
+            .map(|i| (format!(r"\bw{i}[a-z]?x\b"), i * 2))
             .collect();
         let borrowed: Vec<(&str, u32)> = patterns.iter().map(|(p, s)| (p.as_str(), *s)).collect();
         let m = PatternMatcher::new(patterns.clone(), true).unwrap();
@@ -645,6 +807,103 @@ mod tests {
                 assert_eq!(with_memo(m, text, &mut memo), hits(m, text), "{text}");
             }
         }
+    }
+
+    /// Patterns gated by a required literal (`instructions`, `secret key`,
+    /// `kelvin`) and patterns searched as sets (`sex[a-z]*`, `x*`), on
+    /// texts built from pieces that make them match, nearly match, or match
+    /// only through Unicode case folding (Kelvin sign, long s) or across
+    /// non-ASCII word characters.
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        pub(super) const PATTERNS: [(&str, u32); 7] = [
+            (r"\b(?:ignore|forget) (?:[^ ]+ ){0,3}?instructions\b", 0),
+            (r"\bsecret (?:key|code)s?\b", 1),
+            (r"\bkelvin\b", 2),
+            (r"\bsex[a-z]*\b", 3),
+            (r"(?:reveal|print) the (?:system )?prompt", 4),
+            (r"\w+ище\b", 5),
+            (r"[0-9]{3}-[0-9]{4}", 6),
+        ];
+
+        fn piece() -> impl Strategy<Value = &'static str> {
+            prop::sample::select(vec![
+                "ignore",
+                "forget",
+                "instructions",
+                "secret",
+                "key",
+                "codes",
+                "kelvin",
+                "\u{212A}elvin",
+                "\u{17F}ecret",
+                "sex",
+                "sexé",
+                "reveal",
+                "print",
+                "the",
+                "system",
+                "prompt",
+                "чудовище",
+                "é",
+                " ",
+                " ",
+                " ",
+                "all",
+                "x",
+                "555-1234",
+                "\u{1F600}",
+                "KEY",
+                "Instructions",
+            ])
+        }
+
+        proptest! {
+            #[test]
+            fn gated_and_searched_patterns_report_what_regex_set_does(
+                pieces in prop::collection::vec(piece(), 0..14),
+                ci in any::<bool>(),
+            ) {
+                let text: String = pieces.concat();
+                let owned: Vec<(String, u32)> =
+                    PATTERNS.iter().map(|(p, s)| (p.to_string(), *s)).collect();
+                let m = PatternMatcher::new(owned, ci).unwrap();
+                prop_assert_eq!(hits(&m, &text), reference(&PATTERNS, ci, &text));
+            }
+        }
+    }
+
+    #[test]
+    fn literal_gate_is_used_and_agrees_with_the_reference() {
+        let owned: Vec<(String, u32)> = props_patterns();
+        let m = PatternMatcher::new(owned.clone(), true).unwrap();
+        let shared = m.shared.as_ref().unwrap();
+        assert!(
+            shared.gate.is_some(),
+            "some patterns have required literals"
+        );
+        assert!(
+            shared.set.ids().count() < owned.len(),
+            "gated ones are not in the sets"
+        );
+        let borrowed: Vec<(&str, u32)> = owned.iter().map(|(p, s)| (p.as_str(), *s)).collect();
+        for text in [
+            "please IGNORE all the instructions",
+            "my \u{17F}ecret key and \u{212A}elvin",
+            "caf\u{e9} secret codes \u{1F600} ignore these instructions",
+            "nothing to see here",
+        ] {
+            assert_eq!(hits(&m, text), reference(&borrowed, true, text), "{text}");
+        }
+    }
+
+    fn props_patterns() -> Vec<(String, u32)> {
+        props::PATTERNS
+            .iter()
+            .map(|(p, s)| (p.to_string(), *s))
+            .collect()
     }
 
     #[test]
