@@ -644,8 +644,11 @@ fn parse_all(patterns: &[String], case_insensitive: bool) -> Result<Vec<Hir>, Pa
 /// lazy DFA build a new, expensive state at almost every byte. Smaller sets
 /// are cheaper on new text and cost more scans on known text; measured with
 /// `examples/detect_times.rs` on the default policy, 16–32 was best on new
-/// text and 32–128 on repeated text (`docs/performance.md`).
-const SET_CHUNK: usize = 32;
+/// text and 32–128 on repeated text (`docs/performance.md`). Since the sets
+/// hold only the patterns without a required literal (mostly those with
+/// gaps), sets of 32 gave up to the PikeVM on new text; 8 and 16 did not
+/// (838 `jailbreak_llms` prompts: 15.6 s with 32, 9.1–9.6 s with 8 or 16).
+const SET_CHUNK: usize = 16;
 
 /// Capacity of each lazy DFA cache (one per thread searching at once).
 const DFA_CACHE_CAPACITY: usize = 16 * 1024 * 1024;
