@@ -1,9 +1,11 @@
 //! Regular-expression matching: which regexes of one text form can match is
-//! decided by a set search (forward lazy DFAs over sets of 32 patterns), then
-//! only those regexes are run for positions. Non-ASCII texts are searched
-//! with a relaxed copy of the sets ([`super::relax`]) so the search stays a
-//! DFA scan; the exact regexes decide, so results never depend on which set
-//! was asked.
+//! decided first, then only those regexes are run for positions. A regex
+//! with required literals ([`super::required`]) is a candidate when one of
+//! them occurs (one Aho-Corasick pass for all); the others are asked of a
+//! set search (forward lazy DFAs over sets of 16 patterns). Non-ASCII texts
+//! are asked of relaxed copies ([`super::relax`]) so every search stays a
+//! DFA scan; the exact regexes decide, so results never depend on which
+//! search proposed a candidate.
 
 use std::collections::HashSet;
 use std::panic::{RefUnwindSafe, UnwindSafe};
