@@ -255,7 +255,7 @@ fn fold_to_ascii(ch: char) -> char {
         .map_or(ch, |(_, ascii)| *ascii)
 }
 
-/// `text` with the characters of [`ASCII_CASE_VARIANTS`] replaced by their
+/// `text` with the long s and the Kelvin sign replaced by their
 /// ASCII letters, or `None` if it has none (the usual case). Search this
 /// for the literals of [`required_literals`].
 pub fn fold_text_to_ascii(text: &str) -> Option<String> {
