@@ -473,30 +473,41 @@ fn parse_hex(b: &[u8], start: usize, sink: &mut Vec<u8>, cap: usize) -> (usize, 
 
 fn find_hex(text: &str, min_len: usize, cap: usize, out: &mut Vec<Candidate>) {
     let b = text.as_bytes();
+    let mut scratch = Vec::new();
+    let can_start = |i: usize| {
+        let boundary = i == 0 || !b[i - 1].is_ascii_alphanumeric();
+        b[i] == b'\\' || (is_hex(b[i]) && boundary)
+    };
+    scan_word_runs(b, cap, Encoding::Hex, out, can_start, |i| {
+        let (end, count, clean) = parse_hex(b, i, &mut scratch, 0);
+        (count > 0).then_some((end, clean && count >= 2 && end - i >= min_len.max(4)))
+    });
+}
+
+/// The scan shared by the decoders whose runs start at a word: from each
+/// position where `can_start`, `parse` reads a run (`None`: no run here,
+/// try the next byte; `Some((end, accept))`), an accepted run becomes a
+/// candidate, and the scan skips the whole run and any word it ran into,
+/// so it stays linear. At most `cap` candidates.
+fn scan_word_runs(
+    b: &[u8],
+    cap: usize,
+    enc: Encoding,
+    out: &mut Vec<Candidate>,
+    can_start: impl Fn(usize) -> bool,
+    mut parse: impl FnMut(usize) -> Option<(usize, bool)>,
+) {
     let mut i = 0;
     let mut found = 0;
-    let mut scratch = Vec::new();
     while i < b.len() && found < cap {
-        let starts_escape = b[i] == b'\\';
-        let boundary = i == 0 || !b[i - 1].is_ascii_alphanumeric();
-        let can_start = starts_escape || (is_hex(b[i]) && boundary);
-        if !can_start {
+        let Some((end, accept)) = can_start(i).then(|| parse(i)).flatten() else {
             i += 1;
             continue;
-        }
-        let (end, count, clean) = parse_hex(b, i, &mut scratch, 0);
-        if count == 0 {
-            i += 1;
-            continue;
-        }
-        if clean && count >= 2 && end - i >= min_len.max(4) {
-            out.push(Candidate {
-                span: i..end,
-                enc: Encoding::Hex,
-            });
+        };
+        if accept {
+            out.push(Candidate { span: i..end, enc });
             found += 1;
         }
-        // Skip the whole run (and any word it ran into) to stay linear.
         i = end.max(i + 1);
         while i < b.len() && b[i].is_ascii_alphanumeric() {
             i += 1;
@@ -611,28 +622,12 @@ fn parse_binary(b: &[u8], start: usize, sink: &mut Vec<u8>, cap: usize) -> (usiz
 
 fn find_binary(text: &str, min_len: usize, cap: usize, out: &mut Vec<Candidate>) {
     let b = text.as_bytes();
-    let mut i = 0;
-    let mut found = 0;
     let mut scratch = Vec::new();
-    while i < b.len() && found < cap {
-        let boundary = i == 0 || !b[i - 1].is_ascii_alphanumeric();
-        if !(is_bit(b[i]) && boundary) {
-            i += 1;
-            continue;
-        }
+    let can_start = |i: usize| (i == 0 || !b[i - 1].is_ascii_alphanumeric()) && is_bit(b[i]);
+    scan_word_runs(b, cap, Encoding::Binary, out, can_start, |i| {
         let (end, count) = parse_binary(b, i, &mut scratch, 0);
-        if count >= MIN_BINARY_BYTES && end - i >= min_len {
-            out.push(Candidate {
-                span: i..end,
-                enc: Encoding::Binary,
-            });
-            found += 1;
-        }
-        i = end.max(i + 1);
-        while i < b.len() && b[i].is_ascii_alphanumeric() {
-            i += 1;
-        }
-    }
+        Some((end, count >= MIN_BINARY_BYTES && end - i >= min_len))
+    });
 }
 
 fn decode_binary(run: &str, max_out: usize) -> Option<String> {
@@ -1020,27 +1015,12 @@ fn parse_nato(
 
 fn find_nato(text: &str, cap: usize, out: &mut Vec<Candidate>) {
     let b = text.as_bytes();
-    let mut i = 0;
-    let mut found = 0;
-    while i < b.len() && found < cap {
-        let boundary = i == 0 || !b[i - 1].is_ascii_alphanumeric();
-        if !(boundary && b[i].is_ascii_alphabetic()) {
-            i += 1;
-            continue;
-        }
+    let can_start =
+        |i: usize| (i == 0 || !b[i - 1].is_ascii_alphanumeric()) && b[i].is_ascii_alphabetic();
+    scan_word_runs(b, cap, Encoding::Nato, out, can_start, |i| {
         let (end, words, _) = parse_nato(b, i, None, 0);
-        if words >= MIN_NATO_WORDS {
-            out.push(Candidate {
-                span: i..end,
-                enc: Encoding::Nato,
-            });
-            found += 1;
-        }
-        i = end.max(i + 1);
-        while i < b.len() && b[i].is_ascii_alphanumeric() {
-            i += 1;
-        }
-    }
+        Some((end, words >= MIN_NATO_WORDS))
+    });
 }
 
 fn decode_nato(run: &str, max_out: usize) -> Option<String> {
