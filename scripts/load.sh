@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Proxy overhead, side by side in one run. The load generator (wrk), the mock
 # model (examples/mock_upstream.rs) and each proxy are separate processes.
-# The same mock is reached directly, through `palisade serve` with an empty
-# policy, through it with policies/default.yaml and (--litellm) through
-# LiteLLM's proxy; non-streamed and streamed answers, each connection count,
-# each prompt size. Prints one Markdown table: requests/s, p50, p99, errors,
-# and each row against the direct row of its scenario.
+# The same mock is reached directly, through a bare hyper pass-through
+# (examples/passthrough.rs: the cost of a second HTTP hop alone), through
+# `palisade serve` with an empty policy, through it with
+# policies/default.yaml and (--litellm) through LiteLLM's proxy; non-streamed
+# and streamed answers, each connection count, each prompt size. Prints one
+# Markdown table: requests/s, p50, p99, errors, and each row against the
+# direct row and the pass-through row of its scenario.
 set -euo pipefail
 
 usage() {
@@ -70,10 +72,11 @@ for tool in wrk curl jq python3; do
 done
 
 if [[ $BUILD == 1 ]]; then
-  cargo build --quiet --release --bin palisade --example mock_upstream
+  cargo build --quiet --release --bin palisade --example mock_upstream --example passthrough
 fi
 PALISADE=$ROOT/target/release/palisade
 MOCK=$ROOT/target/release/examples/mock_upstream
+PASSTHROUGH=$ROOT/target/release/examples/passthrough
 
 if [[ -n $KEEP ]]; then
   mkdir -p "$KEEP"
@@ -130,6 +133,12 @@ PIDS+=($!)
 MOCK_URL=http://127.0.0.1:$MOCK_PORT/v1
 wait_ready "http://127.0.0.1:$MOCK_PORT/healthz" 30 "$WORK/mock.log"
 
+# --- the bare pass-through ------------------------------------------------
+PASS_PORT=$(free_port)
+"$PASSTHROUGH" --port "$PASS_PORT" --upstream "http://127.0.0.1:$MOCK_PORT" >"$WORK/passthrough.log" 2>&1 &
+PIDS+=($!)
+wait_ready "http://127.0.0.1:$PASS_PORT/healthz" 30 "$WORK/passthrough.log"
+
 # --- Palisade, empty and default policy ------------------------------------
 printf 'version: 1\nname: empty\nrules: []\n' >"$WORK/empty.yaml"
 
@@ -156,8 +165,9 @@ EOF
 start_palisade empty "$WORK/empty.yaml"
 start_palisade default "$ROOT/policies/default.yaml"
 
-TARGETS=(direct "palisade, empty policy" "palisade, default policy")
-URLS=("$MOCK_URL" "http://127.0.0.1:$PORT_OF_empty/v1" "http://127.0.0.1:$PORT_OF_default/v1")
+TARGETS=(direct "bare pass-through" "palisade, empty policy" "palisade, default policy")
+URLS=("$MOCK_URL" "http://127.0.0.1:$PASS_PORT/v1" "http://127.0.0.1:$PORT_OF_empty/v1"
+  "http://127.0.0.1:$PORT_OF_default/v1")
 
 # --- LiteLLM (optional) ----------------------------------------------------
 if [[ $LITELLM == 1 ]]; then
@@ -300,7 +310,8 @@ for line in open(sys.argv[1]):
         order.append(key)
     rows[key].append((float(rps), float(p50), float(p99), int(errors)))
 several = int(sys.argv[2]) > 1
-head = "| scenario | target | req/s | p50 ms | p99 ms | errors | req/s vs direct | added p50 ms | added p99 ms |"
+head = ("| scenario | target | req/s | p50 ms | p99 ms | errors | req/s vs direct | added p50 ms | added p99 ms"
+        " | req/s vs pass-through | p50 ms over pass-through |")
 if several:
     head += " req/s min–max |"
 print(head)
@@ -312,9 +323,14 @@ for scenario, target in order:
     errors = sum(r[3] for r in runs)
     if target == "direct":
         base = (rps, p50, p99)
-        ratio = "100% |  | "
+        ratio = "100% |  |  |  | "
     else:
         ratio = f"{100 * rps / base[0]:.1f}% | {p50 - base[1]:+.3f} | {p99 - base[2]:+.3f}"
+        if target == "bare pass-through":
+            hop = (rps, p50)
+            ratio += " | 100% | "
+        else:
+            ratio += f" | {100 * rps / hop[0]:.1f}% | {p50 - hop[1]:+.3f}"
     name = scenario if scenario != last else ""
     last = scenario
     line = f"| {name} | {target} | {rps:.0f} | {p50:.3f} | {p99:.3f} | {errors} | {ratio} |"
