@@ -186,7 +186,7 @@ pub(crate) fn scan_text(
     decoded: bool,
 ) -> Vec<Fired> {
     let normalized = normalize(text);
-    let hits = collect_hits(policy, text, &normalized);
+    let hits = collect_hits(policy, direction, text, &normalized);
     let mut evidence = Evidence {
         hits,
         normalized: &normalized,
@@ -215,10 +215,15 @@ pub(crate) fn scan_text(
     fired
 }
 
-fn collect_hits(policy: &CompiledPolicy, text: &str, normalized: &Normalized) -> Vec<Hit> {
+fn collect_hits(
+    policy: &CompiledPolicy,
+    direction: Direction,
+    text: &str,
+    normalized: &Normalized,
+) -> Vec<Hit> {
     let mut hits = Vec::new();
     let mut memo = ScanMemo::default();
-    for (form, matchers) in &policy.matchers {
+    for (form, matchers) in policy.matchers.get(direction) {
         let (view_text, view) = match form {
             Form::Raw => (text, None),
             Form::Normalized => (

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use super::PolicyError;
 use super::compiled::{
-    CompiledCategory, CompiledPolicy, CompiledRule, CompiledSignal, FormMatchers, LeakSettings,
-    SignalSource, StreamSettings,
+    CompiledCategory, CompiledPolicy, CompiledRule, CompiledSignal, DirectionMatchers,
+    FormMatchers, LeakSettings, SignalSource, StreamSettings,
 };
 use super::load::{LoadedFile, line_of_rule};
 use super::model::{
@@ -40,6 +40,49 @@ struct CategoryState {
 struct PatternTables {
     keywords: BTreeMap<Form, Vec<(String, KeywordTarget)>>,
     regexes: BTreeMap<Form, Vec<(String, u32)>>,
+}
+
+impl PatternTables {
+    /// The entries some rule that sees `direction` needs: those of signals
+    /// whose hits (their own or, through `hits_from`, another signal's)
+    /// belong to such a rule.
+    fn seen_in(
+        &self,
+        direction: Direction,
+        signals: &[CompiledSignal],
+        rules: &[CompiledRule],
+    ) -> PatternTables {
+        let needed: HashSet<u32> = signals
+            .iter()
+            .filter(|s| {
+                rules
+                    .get(s.rule as usize)
+                    .is_some_and(|r| r.applies_to.includes(direction))
+            })
+            .filter_map(|s| match s.source {
+                SignalSource::Matches { hits_from, .. } => Some(hits_from),
+                _ => None,
+            })
+            .collect();
+        PatternTables {
+            keywords: self
+                .keywords
+                .iter()
+                .map(|(form, entries)| {
+                    let kept = entries.iter().filter(|(_, t)| needed.contains(&t.signal));
+                    (*form, kept.cloned().collect())
+                })
+                .collect(),
+            regexes: self
+                .regexes
+                .iter()
+                .map(|(form, entries)| {
+                    let kept = entries.iter().filter(|(_, signal)| needed.contains(signal));
+                    (*form, kept.cloned().collect())
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Compiles loaded files; the first file is the root.
@@ -96,7 +139,16 @@ pub fn compile(files: &[LoadedFile]) -> Result<CompiledPolicy, PolicyError> {
         .map(|(k, _)| k.chars().count())
         .max()
         .unwrap_or(0);
-    let matchers = build_matchers(tables, &root.path)?;
+    let matchers = DirectionMatchers {
+        input: build_matchers(
+            tables.seen_in(Direction::Input, &signals, &rules),
+            &root.path,
+        )?,
+        output: build_matchers(
+            tables.seen_in(Direction::Output, &signals, &rules),
+            &root.path,
+        )?,
+    };
     let root_spec = &root.file;
     Ok(CompiledPolicy {
         name: root_spec.name.clone().unwrap_or_else(|| stem(&root.path)),
@@ -584,12 +636,16 @@ fn keyword_in_form(keyword: &str, form: Form) -> String {
 /// requests after a reload do not pay for them; memory stays what the old
 /// policy used. Returns how many were compiled.
 pub fn warm_from(new: &CompiledPolicy, old: &CompiledPolicy) -> usize {
-    new.matchers
-        .iter()
-        .filter_map(|(form, m)| {
-            old.matchers
-                .get(form)
-                .map(|o| m.patterns.warm_from(&o.patterns))
+    [Direction::Input, Direction::Output]
+        .into_iter()
+        .flat_map(|direction| {
+            let old = old.matchers.get(direction);
+            new.matchers
+                .get(direction)
+                .iter()
+                .filter_map(move |(form, m)| {
+                    old.get(form).map(|o| m.patterns.warm_from(&o.patterns))
+                })
         })
         .sum()
 }

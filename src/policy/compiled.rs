@@ -37,8 +37,8 @@ pub struct CompiledPolicy {
     pub signals: Vec<CompiledSignal>,
     /// Categories by id.
     pub categories: BTreeMap<String, CompiledCategory>,
-    /// Keyword and regex matchers per form.
-    pub matchers: BTreeMap<Form, FormMatchers>,
+    /// Keyword and regex matchers per direction and form.
+    pub matchers: DirectionMatchers,
     /// Loaded classifier models; signals refer to them by index.
     pub classifiers: Vec<Arc<Model>>,
     /// Files the policy was built from (for reload watching and messages).
@@ -74,6 +74,28 @@ pub struct StreamSettings {
     pub holdback_chars: usize,
     /// Cap of `buffer` mode, bytes.
     pub buffer_max_bytes: usize,
+}
+
+/// The matchers of each direction. Each holds only the patterns of signals
+/// whose rules see that direction: an answer is not searched for the
+/// hundreds of request-only patterns, which was most of the cost of
+/// checking a short answer.
+#[derive(Debug, Clone, Default)]
+pub struct DirectionMatchers {
+    /// For requests.
+    pub input: BTreeMap<Form, FormMatchers>,
+    /// For answers.
+    pub output: BTreeMap<Form, FormMatchers>,
+}
+
+impl DirectionMatchers {
+    /// The matchers per form for texts of `direction`.
+    pub fn get(&self, direction: super::Direction) -> &BTreeMap<Form, FormMatchers> {
+        match direction {
+            super::Direction::Input => &self.input,
+            super::Direction::Output => &self.output,
+        }
+    }
 }
 
 /// The matchers of one text form.
