@@ -54,5 +54,37 @@ fn benches(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(detect, benches);
+/// A benign model answer, scanned in the output direction (what the proxy
+/// does to every non-streamed answer).
+const ANSWER: &str = "Here is a relaxed three-day plan for Lisbon. Day one: walk through Alfama \
+    in the morning, visit the cathedral and the castle, and have grilled sardines for lunch. \
+    Day two: take the tram to Belem for the monastery and the tower, then try the custard tarts. \
+    Day three: a day trip to Sintra by train. Budget about 90 euros a day for two. ";
+
+fn output_benches(c: &mut Criterion) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let policy = policy::load_path(&root.join("policies/default.yaml")).expect("default policy");
+    let mut group = c.benchmark_group("default_policy_output");
+    for size in [ANSWER.len(), 4 << 10] {
+        let mut text = String::new();
+        while text.len() < size {
+            text.push_str(ANSWER);
+        }
+        text.truncate(size);
+        group.throughput(Throughput::Bytes(size as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(size), &text, |b, t| {
+            b.iter(|| {
+                let segments = [Segment::new(
+                    Role::Assistant,
+                    "choices[0].message.content",
+                    t.as_str(),
+                )];
+                evaluate(&policy, Direction::Output, black_box(&segments))
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(detect, benches, output_benches);
 criterion_main!(detect);
