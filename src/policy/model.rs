@@ -331,6 +331,21 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every role, in declaration order.
+    pub const ALL: [Role; 6] = [
+        Role::System,
+        Role::Developer,
+        Role::User,
+        Role::Assistant,
+        Role::Tool,
+        Role::ToolDefinition,
+    ];
+
+    /// The role with this lower-case name (`system`, `tool_definition`, ...).
+    pub fn from_name(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
     /// Lower-case name as in the OpenAI API.
     pub fn as_str(self) -> &'static str {
         match self {
