@@ -43,6 +43,12 @@ pub struct PolicyFile {
     /// System-prompt leak protection (root file only).
     #[serde(default)]
     pub leak: Option<LeakSpec>,
+    /// Roles whose texts are written by the operator, not the end user
+    /// (root file only; default none). On input, rules that would block or
+    /// steer do not read these texts unless they name the role in their own
+    /// `roles:`; `redact` and `flag` rules still read them.
+    #[serde(default)]
+    pub trusted_roles: Vec<Role>,
     /// Makes this file a category file: its rules inherit the category.
     #[serde(default)]
     pub category: Option<CategorySpec>,
