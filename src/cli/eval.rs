@@ -1,6 +1,7 @@
 //! `palisade eval`: detection measured on labelled JSONL. Each text is one
-//! user message on the input side; it counts as flagged when the decision
-//! is `block`. Reports totals per label and per source.
+//! message on the input side, written by the line's `role` (default `user`);
+//! it counts as flagged when the decision is `block`. Reports totals per
+//! label and per source.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,8 +10,8 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::blocking_rules;
-use crate::policy::CompiledPolicy;
+use crate::engine::blocking_rules_as;
+use crate::policy::{CompiledPolicy, Role};
 
 /// Labels a line may carry.
 pub const LABELS: [&str; 3] = ["attack", "harmful", "benign"];
@@ -21,6 +22,8 @@ struct Line {
     label: String,
     #[serde(default)]
     source: Option<String>,
+    #[serde(default)]
+    role: Option<String>,
 }
 
 /// One labelled text.
@@ -32,6 +35,8 @@ pub struct Example {
     pub label: String,
     /// Where it came from (defaults to the file name).
     pub source: String,
+    /// Who sent it (`role` of the line, default `user`).
+    pub role: Role,
     /// `file:line`, to find it again.
     pub origin: String,
 }
@@ -79,7 +84,8 @@ pub struct Mistake {
 /// How much of a text a mistake quotes.
 const QUOTED_CHARS: usize = 160;
 
-/// Reads a JSONL file; a broken line or unknown label is an error naming the line.
+/// Reads a JSONL file; a broken line, unknown label or unknown role is an
+/// error naming the line.
 pub fn read_examples(path: &Path) -> Result<Vec<Example>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let default_source = path
@@ -102,10 +108,23 @@ pub fn read_examples(path: &Path) -> Result<Vec<Example>, String> {
                 line.label
             ));
         }
+        let role = match line.role.as_deref() {
+            None => Role::User,
+            Some(name) => Role::from_name(name).ok_or_else(|| {
+                let known: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+                format!(
+                    "{}:{}: unknown role `{name}` (expected one of {})",
+                    path.display(),
+                    i + 1,
+                    known.join(", ")
+                )
+            })?,
+        };
         out.push(Example {
             text: line.text,
             label: line.label,
             source: line.source.unwrap_or_else(|| default_source.clone()),
+            role,
             origin: format!("{}:{}", path.display(), i + 1),
         });
     }
@@ -127,7 +146,7 @@ pub fn evaluate_all(policy: &CompiledPolicy, examples: &[Example], keep_mistakes
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .map(|e| blocking_rules(policy, &e.text))
+                        .map(|e| blocking_rules_as(policy, e.role, &e.text))
                         .collect::<Vec<_>>()
                 })
             })
@@ -341,6 +360,53 @@ rules:
             ]
         );
         assert!(evaluate_all(&policy, &examples, false).mistakes.is_empty());
+    }
+
+    #[test]
+    fn a_line_is_sent_as_its_role_and_user_by_default() {
+        let policy = crate::policy::load_path(
+            write(concat!(
+                "version: 1\nname: roles\nrules:\n",
+                "  - id: purple\n    keywords: [\"purple elephant\"]\n    roles: [user]\n",
+            ))
+            .path(),
+        )
+        .unwrap();
+        let data = write(concat!(
+            r#"{"text": "a purple elephant", "label": "benign"}"#,
+            "\n",
+            r#"{"text": "a purple elephant", "label": "benign", "role": "system"}"#,
+            "\n",
+            r#"{"text": "a purple elephant", "label": "benign", "role": "tool_definition"}"#,
+            "\n",
+        ));
+        let examples = read_examples(data.path()).unwrap();
+        let roles: Vec<Role> = examples.iter().map(|e| e.role).collect();
+        assert_eq!(roles, [Role::User, Role::System, Role::ToolDefinition]);
+
+        let report = evaluate_all(&policy, &examples, true);
+
+        assert_eq!(report.by_label["benign"].flagged, 1);
+        assert_eq!(report.mistakes.len(), 1);
+        assert!(report.mistakes[0].origin.ends_with(":1"));
+    }
+
+    #[test]
+    fn an_unknown_role_names_its_line() {
+        let data = write(concat!(
+            r#"{"text": "x", "label": "benign", "role": "user"}"#,
+            "\n",
+            r#"{"text": "y", "label": "benign", "role": "operator"}"#,
+            "\n",
+        ));
+        let error = read_examples(data.path()).unwrap_err();
+        assert!(
+            error.ends_with(
+                ":2: unknown role `operator` (expected one of system, developer, user, \
+                 assistant, tool, tool_definition)"
+            ),
+            "{error}"
+        );
     }
 
     #[test]

@@ -48,7 +48,8 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
-    /// Measure detection on labelled JSONL files (`text`, `label`, optional `source`).
+    /// Measure detection on labelled JSONL files (`text`, `label`, optional
+    /// `source` and `role`: system, developer, user (default), assistant, tool).
     Eval {
         /// Policy file (default: policies/default.yaml).
         #[arg(long)]

@@ -86,12 +86,18 @@ impl Evidence<'_> {
 }
 
 /// The rules that block `text` sent as a lone user message, if it is
-/// blocked: what `palisade eval` and the model tests ask of each example.
+/// blocked: what the model tests ask of each example.
 pub fn blocking_rules(policy: &CompiledPolicy, text: &str) -> Option<Vec<String>> {
+    blocking_rules_as(policy, Role::User, text)
+}
+
+/// The rules that block `text` sent as a lone message of `role` on the input
+/// side, if it is blocked: what `palisade eval` asks of each example.
+pub fn blocking_rules_as(policy: &CompiledPolicy, role: Role, text: &str) -> Option<Vec<String>> {
     let decision = evaluate(
         policy,
         Direction::Input,
-        &[Segment::new(Role::User, "messages[0].content", text)],
+        &[Segment::new(role, "messages[0].content", text)],
     );
     (decision.verdict == Verdict::Block)
         .then(|| decision.rule_ids().iter().map(|r| r.to_string()).collect())

@@ -13,7 +13,8 @@ use super::compiled::{
 };
 use super::load::{LoadedFile, line_of_rule};
 use super::model::{
-    Action, ActionSpec, AppliesTo, CategorySpec, Direction, Form, RuleSpec, SignalSpec, Validator,
+    Action, ActionSpec, AppliesTo, CategorySpec, Direction, Form, Role, RuleSpec, SignalSpec,
+    Validator,
 };
 use crate::detect::classifier::Model;
 use crate::detect::decode::DecodeLimits;
@@ -125,11 +126,17 @@ pub fn compile(files: &[LoadedFile]) -> Result<CompiledPolicy, PolicyError> {
     let Builder {
         tables,
         signals,
-        rules,
+        mut rules,
         classifiers,
         model_index,
         ..
     } = builder;
+    let trusted_roles = trusted_roles(root);
+    for rule in &mut rules {
+        if rule.roles.is_none() && matches!(rule.input_action, Action::Block | Action::Steer) {
+            rule.trusted_skipped = trusted_roles.clone();
+        }
+    }
     let mut model_files: Vec<PathBuf> = model_index.into_keys().collect();
     model_files.sort();
     let longest_keyword = tables
@@ -183,6 +190,7 @@ pub fn compile(files: &[LoadedFile]) -> Result<CompiledPolicy, PolicyError> {
                 message: l.message,
             })
             .unwrap_or_default(),
+        trusted_roles,
         rules,
         signals,
         categories: categories
@@ -203,6 +211,15 @@ pub fn compile(files: &[LoadedFile]) -> Result<CompiledPolicy, PolicyError> {
         files: files.iter().map(|f| f.path.clone()).collect(),
         model_files,
     })
+}
+
+/// The root file's `trusted_roles` (like the other root settings, ignored
+/// in included files: `shadow.yaml` includes `default.yaml`).
+fn trusted_roles(root: &LoadedFile) -> Vec<Role> {
+    let mut roles = root.file.trusted_roles.clone();
+    roles.sort();
+    roles.dedup();
+    roles
 }
 
 fn decode_limits(spec: super::model::DecodeSpec) -> Option<DecodeLimits> {
@@ -418,6 +435,7 @@ impl Builder {
             category: category.map(|c| Arc::from(c.as_str())),
             applies_to,
             roles: spec.roles.clone(),
+            trusted_skipped: Vec::new(),
             signals: signal_ids,
             threshold,
             window: spec.window,

@@ -29,6 +29,8 @@ pub struct CompiledPolicy {
     pub stream: StreamSettings,
     /// System-prompt leak protection.
     pub leak: LeakSettings,
+    /// Roles whose texts blocking and steering rules skip on input.
+    pub trusted_roles: Vec<Role>,
     /// Decoding limits, `None` when decoding is off.
     pub decode: Option<DecodeLimits>,
     /// All enabled rules.
@@ -131,6 +133,9 @@ pub struct CompiledRule {
     pub applies_to: AppliesTo,
     /// Roles it sees (`None` = all).
     pub roles: Option<Vec<Role>>,
+    /// Roles it does not read on input: the policy's `trusted_roles` for a
+    /// blocking or steering rule without its own `roles:`, else empty.
+    pub trusted_skipped: Vec<Role>,
     /// Indices into [`CompiledPolicy::signals`].
     pub signals: Vec<u32>,
     /// Score needed to fire.
@@ -161,6 +166,7 @@ impl CompiledRule {
                 .roles
                 .as_ref()
                 .is_none_or(|roles| roles.contains(&role))
+            && !(direction == super::Direction::Input && self.trusted_skipped.contains(&role))
     }
 
     /// The rule's action in a direction.

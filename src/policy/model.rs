@@ -43,6 +43,12 @@ pub struct PolicyFile {
     /// System-prompt leak protection (root file only).
     #[serde(default)]
     pub leak: Option<LeakSpec>,
+    /// Roles whose texts are written by the operator, not the end user
+    /// (root file only; default none). On input, rules that would block or
+    /// steer do not read these texts unless they name the role in their own
+    /// `roles:`; `redact` and `flag` rules still read them.
+    #[serde(default)]
+    pub trusted_roles: Vec<Role>,
     /// Makes this file a category file: its rules inherit the category.
     #[serde(default)]
     pub category: Option<CategorySpec>,
@@ -331,6 +337,21 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every role, in declaration order.
+    pub const ALL: [Role; 6] = [
+        Role::System,
+        Role::Developer,
+        Role::User,
+        Role::Assistant,
+        Role::Tool,
+        Role::ToolDefinition,
+    ];
+
+    /// The role with this lower-case name (`system`, `tool_definition`, ...).
+    pub fn from_name(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
     /// Lower-case name as in the OpenAI API.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -103,3 +103,142 @@ rules:
     assert_eq!(fired(&p, Direction::Output, "one lemur"), ["says-lemur"]);
     assert!(fired(&p, Direction::Output, "one lemming").is_empty());
 }
+
+/// Rules that fire on input texts of `role`.
+fn fired_as(policy: &CompiledPolicy, role: Role, text: &str) -> Vec<String> {
+    let decision = evaluate(
+        policy,
+        Direction::Input,
+        &[Segment::new(role, "messages[0].content", text)],
+    );
+    let mut ids: Vec<String> = decision
+        .findings
+        .iter()
+        .map(|f| f.rule.to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+const TRUSTED: &str = r#"
+version: 1
+name: trusted
+trusted_roles: [system, developer]
+rules:
+  - id: blocks-zebra
+    keywords: [zebra]
+    action: block
+  - id: steers-zebra
+    keywords: [zebra]
+    action: steer
+  - id: monitors-zebra
+    keywords: [zebra]
+    action: block
+    monitor: true
+  - id: redacts-zebra
+    keywords: [zebra]
+    action: redact
+  - id: flags-zebra
+    keywords: [zebra]
+    action: flag
+  - id: system-zebra
+    roles: [system, user]
+    keywords: [zebra]
+    action: block
+  - id: answers-zebra
+    applies_to: output
+    keywords: [zebra]
+    action: block
+"#;
+
+#[test]
+fn trusted_roles_are_skipped_by_blocking_and_steering_rules_without_roles() {
+    let p = policy(TRUSTED);
+    assert_eq!(p.trusted_roles, [Role::System, Role::Developer]);
+    let everything = [
+        "blocks-zebra",
+        "flags-zebra",
+        "monitors-zebra",
+        "redacts-zebra",
+        "steers-zebra",
+        "system-zebra",
+    ];
+    assert_eq!(fired_as(&p, Role::User, "a zebra"), everything);
+    // Tool results and tool definitions are not the operator's words.
+    assert_eq!(fired_as(&p, Role::Tool, "a zebra").len(), 5);
+    assert_eq!(fired_as(&p, Role::ToolDefinition, "a zebra").len(), 5);
+    // Redaction and flags still read the operator's text; a rule that names
+    // the role explicitly does too.
+    assert_eq!(
+        fired_as(&p, Role::System, "a zebra"),
+        ["flags-zebra", "redacts-zebra", "system-zebra"]
+    );
+    assert_eq!(
+        fired_as(&p, Role::Developer, "a zebra"),
+        ["flags-zebra", "redacts-zebra"]
+    );
+    // Output rules read the answer as before.
+    assert_eq!(fired(&p, Direction::Output, "a zebra"), ["answers-zebra"]);
+}
+
+#[test]
+fn trusted_roles_follow_a_category_override_of_the_action() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    std::fs::write(
+        dir.path().join("animals.yaml"),
+        "category: {id: animals, action: flag}\nrules:\n  - id: zebra\n    keywords: [zebra]\n",
+    )
+    .expect("category written");
+    let root = dir.path().join("root.yaml");
+    let write_root = |override_action: &str| {
+        std::fs::write(
+            &root,
+            format!(
+                "version: 1\ntrusted_roles: [system]\ninclude: [animals.yaml]\n\
+                 categories:\n  animals: {{action: {override_action}}}\n"
+            ),
+        )
+        .expect("root written");
+        load_path(&root).expect("policy compiles")
+    };
+    assert_eq!(
+        fired_as(&write_root("flag"), Role::System, "zebra"),
+        ["zebra"]
+    );
+    assert!(fired_as(&write_root("block"), Role::System, "zebra").is_empty());
+}
+
+#[test]
+fn trusted_roles_default_to_none_and_are_root_only() {
+    let p = policy("version: 1\nrules:\n  - id: zebra\n    keywords: [zebra]\n");
+    assert!(p.trusted_roles.is_empty());
+    assert_eq!(fired_as(&p, Role::System, "zebra"), ["zebra"]);
+
+    let dir = tempfile::tempdir().expect("temporary directory");
+    std::fs::write(
+        dir.path().join("inner.yaml"),
+        "trusted_roles: [system]\nrules:\n  - id: zebra\n    keywords: [zebra]\n",
+    )
+    .expect("inner written");
+    let root = dir.path().join("root.yaml");
+    std::fs::write(&root, "version: 1\ninclude: [inner.yaml]\n").expect("root written");
+    let p = load_path(&root).expect("policy compiles");
+    assert!(p.trusted_roles.is_empty());
+    assert_eq!(fired_as(&p, Role::System, "zebra"), ["zebra"]);
+}
+
+#[test]
+fn an_unknown_trusted_role_is_an_error() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(
+        &path,
+        "version: 1\ntrusted_roles: [system, operator]\nrules:\n  - id: zebra\n    keywords: [zebra]\n",
+    )
+    .expect("policy written");
+    let error = load_path(&path)
+        .expect_err("unknown role rejected")
+        .to_string();
+    assert!(error.contains("operator"), "{error}");
+    assert!(error.contains("trusted_roles"), "{error}");
+}
