@@ -222,7 +222,7 @@ pub fn run(
             }
         }
     } else {
-        print_tables(&report);
+        super::print_stdout(tables(&report).trim_end());
     }
     ExitCode::SUCCESS
 }
@@ -243,13 +243,19 @@ fn describe(label: &str) -> &'static str {
     }
 }
 
-fn print_tables(report: &Report) {
-    println!(
+/// The human-readable report; printed in one piece so a closed pipe
+/// (`| head`) ends the output quietly instead of panicking.
+fn tables(report: &Report) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
         "{:<10} {:>8} {:>8} {:>8}  meaning",
         "label", "total", "blocked", "rate"
     );
     for (label, c) in &report.by_label {
-        println!(
+        let _ = writeln!(
+            out,
             "{:<10} {:>8} {:>8} {:>7.2}%  {}",
             label,
             c.total,
@@ -258,15 +264,17 @@ fn print_tables(report: &Report) {
             describe(label)
         );
     }
-    println!();
-    println!(
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
         "{:<40} {:<10} {:>8} {:>8} {:>8}",
         "source", "label", "total", "blocked", "rate"
     );
     for (source, labels) in &report.by_source {
         for (label, c) in labels {
             let name: String = source.chars().take(40).collect();
-            println!(
+            let _ = writeln!(
+                out,
                 "{:<40} {:<10} {:>8} {:>8} {:>7.2}%",
                 name,
                 label,
@@ -276,17 +284,28 @@ fn print_tables(report: &Report) {
             );
         }
     }
-    println!();
+    let _ = writeln!(out);
     if !report.mistakes.is_empty() {
-        println!("mistakes (missed attack/harmful, blocked benign and the rules):");
+        let _ = writeln!(
+            out,
+            "mistakes (missed attack/harmful, blocked benign and the rules):"
+        );
         for m in &report.mistakes {
             let text: String = m.text.replace(['\n', '\r', '\t'], " ");
-            println!("{}\t{}\t{}\t{}", m.origin, m.label, m.rules.join(","), text);
+            let _ = writeln!(
+                out,
+                "{}\t{}\t{}\t{}",
+                m.origin,
+                m.label,
+                m.rules.join(","),
+                text
+            );
         }
-        println!();
+        let _ = writeln!(out);
     }
     let mb = report.bytes as f64 / 1e6;
-    println!(
+    let _ = writeln!(
+        out,
         "{:.2} MB in {:.2} s ({:.1} MB/s on all cores)",
         mb,
         report.seconds,
@@ -296,6 +315,7 @@ fn print_tables(report: &Report) {
             0.0
         }
     );
+    out
 }
 
 #[cfg(test)]

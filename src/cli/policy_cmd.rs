@@ -13,14 +13,14 @@ pub fn check(paths: Vec<PathBuf>) -> ExitCode {
     let mut failed = false;
     for path in &paths {
         match crate::policy::load_path(path) {
-            Ok(policy) => println!(
+            Ok(policy) => super::print_stdout(&format!(
                 "ok: {} — policy `{}`: {} rules, {} categories, {} files",
                 path.display(),
                 policy.name,
                 policy.rules.len(),
                 policy.categories.len(),
                 policy.files.len()
-            ),
+            )),
             Err(e) => {
                 failed = true;
                 eprintln!("error: {e}");
@@ -121,7 +121,7 @@ pub fn test(paths: Vec<PathBuf>) -> ExitCode {
         }
     }
     for f in &failures {
-        println!(
+        super::print_stdout(&format!(
             "FAIL {} rule `{}`: expected {} example to {}; rules fired: [{}]",
             f.location,
             f.rule,
@@ -132,9 +132,9 @@ pub fn test(paths: Vec<PathBuf>) -> ExitCode {
                 "not fire"
             },
             f.fired.join(", ")
-        );
+        ));
     }
-    println!("{} passed, {} failed", passed, failures.len());
+    super::print_stdout(&format!("{} passed, {} failed", passed, failures.len()));
     if failures.is_empty() {
         ExitCode::SUCCESS
     } else {
