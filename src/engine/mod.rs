@@ -322,4 +322,6 @@ fn decide(policy: &CompiledPolicy, findings: Vec<Finding>) -> Decision {
 }
 
 #[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
 mod tests;

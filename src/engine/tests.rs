@@ -4,30 +4,16 @@
 //! strongest-action rule. Each case is data: a text, a direction, the rules
 //! expected to fire.
 
+use super::testing::{compile_yaml, rules_fired};
 use super::*;
-use crate::policy::{Action, load_path};
+use crate::policy::Action;
 
 fn policy(yaml: &str) -> CompiledPolicy {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let path = dir.path().join("policy.yaml");
-    std::fs::write(&path, yaml).expect("policy written");
-    load_path(&path).expect("policy compiles")
+    compile_yaml(yaml)
 }
 
 fn fired_for(policy: &CompiledPolicy, role: Role, text: &str) -> Vec<String> {
-    let decision = evaluate(
-        policy,
-        Direction::Input,
-        &[Segment::new(role, "messages[0].content", text)],
-    );
-    let mut ids: Vec<String> = decision
-        .findings
-        .iter()
-        .map(|f| f.rule.to_string())
-        .collect();
-    ids.sort();
-    ids.dedup();
-    ids
+    rules_fired(policy, Direction::Input, role, text)
 }
 
 fn fired(policy: &CompiledPolicy, text: &str) -> Vec<String> {

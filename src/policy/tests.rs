@@ -1,27 +1,12 @@
 use super::*;
-use crate::engine::{Segment, evaluate};
+use crate::engine::testing::{compile_yaml, rules_fired};
 
-/// Compiles `yaml` as a root policy file.
 fn policy(yaml: &str) -> CompiledPolicy {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let path = dir.path().join("policy.yaml");
-    std::fs::write(&path, yaml).expect("policy written");
-    load_path(&path).expect("policy compiles")
+    compile_yaml(yaml)
 }
 
 fn fired(policy: &CompiledPolicy, direction: Direction, text: &str) -> Vec<String> {
-    let decision = evaluate(
-        policy,
-        direction,
-        &[Segment::new(Role::User, "messages[0].content", text)],
-    );
-    let mut ids: Vec<String> = decision
-        .findings
-        .iter()
-        .map(|f| f.rule.to_string())
-        .collect();
-    ids.sort();
-    ids
+    rules_fired(policy, direction, Role::User, text)
 }
 
 fn patterns_of(policy: &CompiledPolicy, direction: Direction) -> Vec<String> {
@@ -106,18 +91,7 @@ rules:
 
 /// Rules that fire on input texts of `role`.
 fn fired_as(policy: &CompiledPolicy, role: Role, text: &str) -> Vec<String> {
-    let decision = evaluate(
-        policy,
-        Direction::Input,
-        &[Segment::new(role, "messages[0].content", text)],
-    );
-    let mut ids: Vec<String> = decision
-        .findings
-        .iter()
-        .map(|f| f.rule.to_string())
-        .collect();
-    ids.sort();
-    ids
+    rules_fired(policy, Direction::Input, role, text)
 }
 
 const TRUSTED: &str = r#"
