@@ -12,7 +12,7 @@ pub use decision::{Decision, Finding, Verdict, apply_redactions};
 use std::borrow::Cow;
 use std::ops::Range;
 
-use crate::detect::decode::decode_payloads;
+use crate::detect::decode::{Encoding, decode_payloads};
 use crate::detect::normalize::{Normalized, normalize};
 use crate::detect::patterns::ScanMemo;
 use crate::detect::validators::{iban_valid, luhn_valid};
@@ -127,25 +127,26 @@ fn scan_segment(
     out: &mut Vec<Finding>,
 ) {
     let text: &str = &segment.text;
-    for found in scan_text(policy, direction, segment.role, text, false) {
+    for found in scan_text(policy, direction, segment.role, text, None) {
         out.push(found.into_finding(index, &segment.location, None));
     }
     let Some(limits) = &policy.decode else { return };
     if !policy
         .rules
         .iter()
-        .any(|r| r.decoded && r.sees(direction, segment.role))
+        .any(|r| r.reads_payloads() && r.sees(direction, segment.role))
     {
         return;
     }
     for payload in decode_payloads(text, limits) {
-        let chain: Vec<&str> = payload.chain.iter().map(|e| e.as_str()).collect();
-        let chain = chain.join(">");
-        for mut found in scan_text(policy, direction, segment.role, &payload.text, true) {
+        let names: Vec<&str> = payload.chain.iter().map(|e| e.as_str()).collect();
+        let names = names.join(">");
+        let chain = Some(payload.chain.as_slice());
+        for mut found in scan_text(policy, direction, segment.role, &payload.text, chain) {
             // Offsets inside decoded text mean nothing to the client: point at the payload.
             found.span = payload.span.clone();
             found.redact_spans = vec![payload.span.clone()];
-            out.push(found.into_finding(index, &segment.location, Some(chain.clone())));
+            out.push(found.into_finding(index, &segment.location, Some(names.clone())));
         }
     }
 }
@@ -183,13 +184,15 @@ impl Fired {
 }
 
 /// Runs all detectors of the policy over one text and scores the rules that
-/// see it. `decoded` restricts to rules that also run on decoded payloads.
+/// see it. `payload` is the decoding chain when `text` was decoded from a
+/// payload (then only rules that read such payloads run), `None` for the
+/// text as sent.
 pub(crate) fn scan_text(
     policy: &CompiledPolicy,
     direction: Direction,
     role: Role,
     text: &str,
-    decoded: bool,
+    payload: Option<&[Encoding]>,
 ) -> Vec<Fired> {
     let normalized = normalize(text);
     let hits = collect_hits(policy, direction, text, &normalized);
@@ -201,7 +204,11 @@ pub(crate) fn scan_text(
     };
     let mut fired = Vec::new();
     for rule in &policy.rules {
-        if !rule.sees(direction, role) || (decoded && !rule.decoded) {
+        let reads = match payload {
+            None => rule.reads_plain(),
+            Some(chain) => rule.reads_payload(chain),
+        };
+        if !reads || !rule.sees(direction, role) {
             continue;
         }
         if let Some(outcome) = score::score_rule(policy, rule, &mut evidence) {

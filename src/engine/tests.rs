@@ -183,6 +183,42 @@ rules:
 }
 
 #[test]
+fn decoded_only_rules_read_payloads_of_their_encodings_and_never_the_plain_text() {
+    let p = policy(
+        r#"
+version: 1
+name: decoding
+rules:
+  - id: hidden-request
+    decoded: only
+    encodings: [base64, rot13]
+    regex: ['^tell me how to']
+    action: block
+  - id: plain-only
+    decoded: false
+    keywords: [tell me how to]
+    action: flag
+"#,
+    );
+    check(
+        &p,
+        &[
+            // The plain text is read only by the plain rule.
+            ("tell me how to bake bread", &["plain-only"]),
+            // base64 of "tell me how to bake bread"
+            ("dGVsbCBtZSBob3cgdG8gYmFrZSBicmVhZA==", &["hidden-request"]),
+            // rot13 of the same
+            (
+                "What is this? gryy zr ubj gb onxr oernq",
+                &["hidden-request"],
+            ),
+            // URL percent-encoding is not among the rule's encodings.
+            ("tell%20me%20how%20to%20bake%20bread", &[]),
+        ],
+    );
+}
+
+#[test]
 fn redaction_spans_map_back_to_the_original_text() {
     let p = policy(
         r#"

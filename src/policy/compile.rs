@@ -8,16 +8,16 @@ use std::sync::Arc;
 
 use super::PolicyError;
 use super::compiled::{
-    CompiledCategory, CompiledPolicy, CompiledRule, CompiledSignal, DirectionMatchers,
-    FormMatchers, LeakSettings, SignalSource, StreamSettings,
+    CompiledCategory, CompiledPolicy, CompiledRule, CompiledSignal, DecodedScope,
+    DirectionMatchers, FormMatchers, LeakSettings, SignalSource, StreamSettings,
 };
 use super::load::{LoadedFile, line_of_rule};
 use super::model::{
-    Action, ActionSpec, AppliesTo, CategorySpec, Direction, Form, Role, RuleSpec, SignalSpec,
-    Validator,
+    Action, ActionSpec, AppliesTo, CategorySpec, DecodedSpec, Direction, Form, OnlyDecoded,
+    PayloadEncoding, Role, RuleSpec, SignalSpec, Validator,
 };
 use crate::detect::classifier::Model;
-use crate::detect::decode::DecodeLimits;
+use crate::detect::decode::{DecodeLimits, Encoding};
 use crate::detect::keywords::{KeywordMatcher, KeywordTarget};
 use crate::detect::normalize::normalize;
 use crate::detect::patterns::{PatternMatcher, compile_one};
@@ -276,6 +276,38 @@ fn stem(path: &Path) -> String {
         .to_string()
 }
 
+/// The rule's `decoded:` and `encodings:` read together.
+fn decoded_scope(file: &LoadedFile, spec: &RuleSpec) -> Result<DecodedScope, PolicyError> {
+    let scope = match spec.decoded {
+        None | Some(DecodedSpec::Flag(true)) => DecodedScope::PlainAndPayloads,
+        Some(DecodedSpec::Flag(false)) => DecodedScope::PlainOnly,
+        Some(DecodedSpec::Only(OnlyDecoded::Only)) => DecodedScope::PayloadsOnly,
+    };
+    if scope == DecodedScope::PlainOnly && !spec.encodings.is_empty() {
+        return Err(invalid(
+            file,
+            Some(&spec.id),
+            "`encodings` chooses decoded payloads, but `decoded: false` reads none",
+        ));
+    }
+    Ok(scope)
+}
+
+fn payload_encoding(e: PayloadEncoding) -> Encoding {
+    match e {
+        PayloadEncoding::Base64 => Encoding::Base64,
+        PayloadEncoding::Base32 => Encoding::Base32,
+        PayloadEncoding::Hex => Encoding::Hex,
+        PayloadEncoding::Binary => Encoding::Binary,
+        PayloadEncoding::Url => Encoding::Url,
+        PayloadEncoding::Rot13 => Encoding::Rot13,
+        PayloadEncoding::Reversed => Encoding::Reversed,
+        PayloadEncoding::Morse => Encoding::Morse,
+        PayloadEncoding::Nato => Encoding::Nato,
+        PayloadEncoding::Braille => Encoding::Braille,
+    }
+}
+
 fn invalid(file: &LoadedFile, rule: Option<&str>, message: impl Into<String>) -> PolicyError {
     let line = rule.and_then(|r| line_of_rule(&file.source, r));
     let path = match line {
@@ -439,7 +471,12 @@ impl Builder {
             signals: signal_ids,
             threshold,
             window: spec.window,
-            decoded: spec.decoded.unwrap_or(true),
+            decoded: decoded_scope(file, spec)?,
+            encodings: spec
+                .encodings
+                .iter()
+                .map(|e| payload_encoding(*e))
+                .collect(),
             input_action,
             output_action,
             severity: spec.severity,

@@ -10,7 +10,7 @@ use super::model::{
     Action, AppliesTo, Form, ObfuscationSign, RefusalMode, Role, Severity, StreamMode, Validator,
 };
 use crate::detect::classifier::Model;
-use crate::detect::decode::DecodeLimits;
+use crate::detect::decode::{DecodeLimits, Encoding};
 use crate::detect::keywords::KeywordMatcher;
 use crate::detect::patterns::PatternMatcher;
 
@@ -142,8 +142,11 @@ pub struct CompiledRule {
     pub threshold: f32,
     /// Positive signals must fall within this many bytes.
     pub window: Option<usize>,
-    /// Also runs on decoded payloads.
-    pub decoded: bool,
+    /// Which texts it reads: the plain text, decoded payloads, or both.
+    pub decoded: DecodedScope,
+    /// Payloads it reads must have one of these encodings in their chain
+    /// (empty: any).
+    pub encodings: Vec<Encoding>,
     /// Action on input.
     pub input_action: Action,
     /// Action on output.
@@ -169,6 +172,22 @@ impl CompiledRule {
             && !(direction == super::Direction::Input && self.trusted_skipped.contains(&role))
     }
 
+    /// Whether the rule reads the plain (not decoded) text.
+    pub fn reads_plain(&self) -> bool {
+        self.decoded != DecodedScope::PayloadsOnly
+    }
+
+    /// Whether the rule reads some decoded payloads.
+    pub fn reads_payloads(&self) -> bool {
+        self.decoded != DecodedScope::PlainOnly
+    }
+
+    /// Whether the rule reads a payload decoded through `chain`.
+    pub fn reads_payload(&self, chain: &[Encoding]) -> bool {
+        self.reads_payloads()
+            && (self.encodings.is_empty() || chain.iter().any(|e| self.encodings.contains(e)))
+    }
+
     /// The rule's action in a direction.
     pub fn action(&self, direction: super::Direction) -> Action {
         match direction {
@@ -176,6 +195,17 @@ impl CompiledRule {
             super::Direction::Output => self.output_action,
         }
     }
+}
+
+/// The texts a rule reads (`decoded:` in YAML).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodedScope {
+    /// The text and the payloads decoded from it (`decoded: true`).
+    PlainAndPayloads,
+    /// The text as sent (`decoded: false`).
+    PlainOnly,
+    /// Decoded payloads only (`decoded: only`).
+    PayloadsOnly,
 }
 
 /// Where a signal's evidence comes from.

@@ -425,6 +425,51 @@ pub enum ObfuscationSign {
     SplitLetters,
 }
 
+/// `decoded:` on a rule: a boolean, or `only`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(untagged, expecting = "`true`, `false` or `only`")]
+pub enum DecodedSpec {
+    /// `true`: plain text and decoded payloads; `false`: plain text only.
+    Flag(bool),
+    /// `only`: decoded payloads only.
+    Only(OnlyDecoded),
+}
+
+/// The keyword `only` of [`DecodedSpec`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnlyDecoded {
+    /// Decoded payloads only.
+    Only,
+}
+
+/// Encodings Palisade undoes before rescanning a payload, as named in
+/// findings (`decoded: "base64>rot13"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PayloadEncoding {
+    /// RFC 4648 base64, standard or URL-safe.
+    Base64,
+    /// RFC 4648 base32.
+    Base32,
+    /// Hex bytes.
+    Hex,
+    /// 8-bit groups of 0/1 digits.
+    Binary,
+    /// URL percent-encoding.
+    Url,
+    /// Caesar shift by 13.
+    Rot13,
+    /// Text reversed, whole or word by word.
+    Reversed,
+    /// International Morse code.
+    Morse,
+    /// NATO phonetic alphabet.
+    Nato,
+    /// Unicode Braille cells.
+    Braille,
+}
+
 /// The learned classifier as a signal.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -539,9 +584,17 @@ pub struct RuleSpec {
     /// Positive signals must fall within this many bytes of each other.
     #[serde(default)]
     pub window: Option<usize>,
-    /// Also match inside decoded payloads (default true).
+    /// Whether the rule also reads decoded payloads: `true` (default),
+    /// `false`, or `only` (the rule reads nothing but decoded payloads, for
+    /// evidence that only hidden text carries, such as an instruction
+    /// smuggled in base64).
     #[serde(default)]
-    pub decoded: Option<bool>,
+    pub decoded: Option<DecodedSpec>,
+    /// Read only payloads whose decoding chain includes one of these
+    /// encodings (default: all). Lets a rule ignore URL percent-encoding,
+    /// which ordinary links are full of.
+    #[serde(default)]
+    pub encodings: Vec<PayloadEncoding>,
     /// What to do when it fires (default: the category's, else block).
     #[serde(default)]
     pub action: Option<ActionSpec>,

@@ -216,3 +216,27 @@ fn an_unknown_trusted_role_is_an_error() {
     assert!(error.contains("operator"), "{error}");
     assert!(error.contains("trusted_roles"), "{error}");
 }
+
+#[test]
+fn decoded_accepts_true_false_or_only_and_encodings_need_payloads() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("policy.yaml");
+    let load = |decoded: &str, encodings: &str| {
+        std::fs::write(
+            &path,
+            format!(
+                "version: 1\nrules:\n  - id: zebra\n    keywords: [zebra]\n    decoded: {decoded}\n{encodings}"
+            ),
+        )
+        .expect("policy written");
+        load_path(&path).map(|_| ()).map_err(|e| e.to_string())
+    };
+    assert!(load("true", "").is_ok());
+    assert!(load("only", "    encodings: [base64, morse]\n").is_ok());
+    let error = load("maybe", "").expect_err("unknown value rejected");
+    assert!(error.contains("`true`, `false` or `only`"), "{error}");
+    let error = load("false", "    encodings: [hex]\n").expect_err("contradiction rejected");
+    assert!(error.contains("encodings"), "{error}");
+    let error = load("only", "    encodings: [rot47]\n").expect_err("unknown encoding");
+    assert!(error.contains("rot47"), "{error}");
+}
