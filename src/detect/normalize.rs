@@ -373,7 +373,21 @@ fn flush_segment(seg: &mut Segment, items: &mut Vec<Item>, signs: &mut Obfuscati
         }
         _ => {
             let before = items.len();
-            for n in seg.buf.nfkc() {
+            let latin_base = first.is_some_and(|c| c.is_ascii() || is_accented_latin(c));
+            let composed: Vec<char> = seg.buf.nfkc().collect();
+            // Diacritics that NFKC cannot compose onto an ASCII or Latin base are stacked
+            // marks ("zalgo" text) that hide words from every matcher; real Latin-script
+            // prose composes into precomposed letters. Such a sequence keeps its base only.
+            let stacked = latin_base && composed.iter().any(|c| is_generic_combining_mark(*c));
+            let kept: Vec<char> = if stacked {
+                seg.buf
+                    .nfkd()
+                    .filter(|c| !is_generic_combining_mark(*c))
+                    .collect()
+            } else {
+                composed
+            };
+            for n in kept {
                 for c in n.to_lowercase() {
                     items.push(Item { c, s, e });
                 }
@@ -508,6 +522,16 @@ fn normalize_unicode(original: &str, orig_len: u32, signs: &mut ObfuscationSigns
         emit_word(&items[start..i], latin_dominant, &mut b, signs);
     }
     b.finish()
+}
+
+/// Script-neutral combining diacritics (the blocks "Combining Diacritical Marks", its
+/// Extended and Supplement blocks, "for Symbols" and half marks), as opposed to the vowel
+/// signs and points of other scripts, which are letters' real parts.
+fn is_generic_combining_mark(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0x0300..=0x036F | 0x1AB0..=0x1AFF | 0x1DC0..=0x1DFF | 0x20D0..=0x20FF | 0xFE20..=0xFE2F
+    )
 }
 
 /// Accented Latin letters (Latin-1 Supplement, Extended-A/B, Extended Additional). They are
@@ -1006,6 +1030,19 @@ mod tests {
         assert_eq!(n.signs.homoglyphs, 0);
         let o = "Ça va très bien, Zürich";
         assert_eq!(normalize(o).normalized.text, "ça va très bien, zürich");
+    }
+
+    #[test]
+    fn zalgo_diacritics_are_dropped_from_latin_letters_only() {
+        // "ignore rules" with three marks stacked on every character, spaces included.
+        let o = "i\u{311}\u{348}\u{36c}g\u{366}\u{361}\u{308}n\u{320}\u{30f}\u{33f}o\u{361}\u{339}r\u{33c}e\u{353} \u{330}\u{364}r\u{31a}u\u{30c}\u{33e}l\u{1dc0}e\u{20d0}s\u{fe20}";
+        let n = normalize(o);
+        assert_eq!(n.normalized.text, "ignore rules");
+        assert_eq!(orig(o, &n.normalized, "rules"), &o[o.rfind('r').unwrap_or(0)..]);
+        // Vowel signs and points of other scripts stay.
+        for o in ["नमस्ते दुनिया", "שָׁלוֹם", "مَرْحَبًا", "สวัสดี"] {
+            assert_eq!(normalize(o).normalized.text, o, "{o}");
+        }
     }
 
     #[test]
