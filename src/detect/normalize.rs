@@ -1038,9 +1038,13 @@ mod tests {
         let o = "i\u{311}\u{348}\u{36c}g\u{366}\u{361}\u{308}n\u{320}\u{30f}\u{33f}o\u{361}\u{339}r\u{33c}e\u{353} \u{330}\u{364}r\u{31a}u\u{30c}\u{33e}l\u{1dc0}e\u{20d0}s\u{fe20}";
         let n = normalize(o);
         assert_eq!(n.normalized.text, "ignore rules");
-        assert_eq!(orig(o, &n.normalized, "rules"), &o[o.rfind('r').unwrap_or(0)..]);
+        assert_eq!(
+            orig(o, &n.normalized, "rules"),
+            &o[o.rfind('r').unwrap_or(0)..]
+        );
         // Vowel signs and points of other scripts stay.
-        for o in ["नमस्ते दुनिया", "שָׁלוֹם", "مَرْحَبًا", "สวัสดี"] {
+        for o in ["नमस्ते दुनिया", "שָׁלוֹם", "مَرْحَبًا", "สวัสดี"]
+        {
             assert_eq!(normalize(o).normalized.text, o, "{o}");
         }
     }
