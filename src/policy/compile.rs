@@ -305,6 +305,7 @@ fn payload_encoding(e: PayloadEncoding) -> Encoding {
         PayloadEncoding::Morse => Encoding::Morse,
         PayloadEncoding::Nato => Encoding::Nato,
         PayloadEncoding::Braille => Encoding::Braille,
+        PayloadEncoding::Caesar => Encoding::Caesar,
     }
 }
 

@@ -468,6 +468,8 @@ pub enum PayloadEncoding {
     Nato,
     /// Unicode Braille cells.
     Braille,
+    /// Caesar shifts other than 13.
+    Caesar,
 }
 
 /// The learned classifier as a signal.
