@@ -306,6 +306,8 @@ fn payload_encoding(e: PayloadEncoding) -> Encoding {
         PayloadEncoding::Nato => Encoding::Nato,
         PayloadEncoding::Braille => Encoding::Braille,
         PayloadEncoding::Caesar => Encoding::Caesar,
+        PayloadEncoding::Atbash => Encoding::Atbash,
+        PayloadEncoding::Decimal => Encoding::Decimal,
     }
 }
 

@@ -470,6 +470,10 @@ pub enum PayloadEncoding {
     Braille,
     /// Caesar shifts other than 13.
     Caesar,
+    /// Mirrored alphabet.
+    Atbash,
+    /// Decimal character codes.
+    Decimal,
 }
 
 /// The learned classifier as a signal.
