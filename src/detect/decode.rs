@@ -1463,15 +1463,7 @@ fn best_letter_cipher(s: &str, score: &Scores) -> Option<LetterCipher> {
 }
 
 fn rot13(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii() {
-                char::from(rot13_byte(c as u8))
-            } else {
-                c
-            }
-        })
-        .collect()
+    map_ascii_letters(s, rot13_byte)
 }
 
 /// Reverses every run of alphanumerics in place, keeping word order and punctuation.
