@@ -146,9 +146,11 @@ pub fn run(args: TrainArgs) -> ExitCode {
     // of n lines carries a total weight proportional to sqrt(n) instead of n,
     // so the largest files no longer set the style of their class, scaled so
     // each class keeps its line count (the class balance still applies).
+    // A BTreeMap, not a HashMap: the float sums below must not depend on the
+    // randomised hash order, or the model would differ from run to run.
     let weights: Vec<f32> = if args.balance_files {
-        let mut groups: std::collections::HashMap<(usize, bool), usize> =
-            std::collections::HashMap::new();
+        let mut groups: std::collections::BTreeMap<(usize, bool), usize> =
+            std::collections::BTreeMap::new();
         for (_, p, f) in &examples {
             *groups.entry((*f, *p)).or_default() += 1;
         }
