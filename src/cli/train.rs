@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use serde::Deserialize;
 
-use crate::detect::classifier::{Model, TrainOptions};
+use crate::detect::classifier::{FeatureConfig, Model, TrainOptions};
 use crate::detect::normalize::normalize;
 
 #[derive(Debug, Deserialize)]
@@ -32,12 +32,37 @@ pub struct TrainArgs {
     pub epochs: u32,
     /// Random seed.
     pub seed: u64,
+    /// AdaGrad base learning rate.
+    pub learning_rate: f32,
+    /// L2 penalty.
+    pub l2: f32,
+    /// Loss weight of positive lines; `None` balances the two classes.
+    pub positive_weight: Option<f32>,
+    /// Weight each line by the inverse size of its (file, class) group.
+    pub balance_files: bool,
+    /// Character n-gram range, `MIN-MAX`.
+    pub char_ngrams: String,
+    /// Word n-gram order (0..=2).
+    pub word_ngrams: u8,
+    /// Binary presence features instead of sqrt(count).
+    pub binary: bool,
+    /// Labels besides `benign` that count as negatives.
+    pub negative_labels: Vec<String>,
+}
+
+/// Parses `MIN-MAX` into a character n-gram range.
+fn parse_range(s: &str) -> Option<(u8, u8)> {
+    let (a, b) = s.split_once('-')?;
+    let (a, b) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+    (a <= b).then_some((a, b))
 }
 
 fn read(
     path: &Path,
     positive: &str,
-    out: &mut Vec<(String, bool)>,
+    negatives: &[String],
+    out: &mut Vec<(String, bool, usize)>,
+    file: usize,
     skipped: &mut usize,
 ) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -57,12 +82,12 @@ fn read(
         }
         let label = if line.label == positive {
             true
-        } else if line.label == "benign" {
+        } else if line.label == "benign" || negatives.contains(&line.label) {
             false
         } else {
             continue;
         };
-        out.push((normalize(&line.text).normalized.text, label));
+        out.push((normalize(&line.text).normalized.text, label, file));
     }
     Ok(())
 }
@@ -71,13 +96,27 @@ fn read(
 pub fn run(args: TrainArgs) -> ExitCode {
     let mut examples = Vec::new();
     let mut skipped = 0usize;
-    for file in &args.files {
-        if let Err(message) = read(file, &args.positive, &mut examples, &mut skipped) {
+    let Some((char_min, char_max)) = parse_range(&args.char_ngrams) else {
+        eprintln!(
+            "error: --char-ngrams wants MIN-MAX, got `{}`",
+            args.char_ngrams
+        );
+        return ExitCode::from(2);
+    };
+    for (index, file) in args.files.iter().enumerate() {
+        if let Err(message) = read(
+            file,
+            &args.positive,
+            &args.negative_labels,
+            &mut examples,
+            index,
+            &mut skipped,
+        ) {
             eprintln!("error: {message}");
             return ExitCode::from(2);
         }
     }
-    let positives = examples.iter().filter(|(_, p)| *p).count();
+    let positives = examples.iter().filter(|(_, p, _)| *p).count();
     let negatives = examples.len() - positives;
     if positives == 0 || negatives == 0 {
         eprintln!(
@@ -89,18 +128,67 @@ pub fn run(args: TrainArgs) -> ExitCode {
     let options = TrainOptions {
         epochs: args.epochs,
         seed: args.seed,
-        positive_weight: negatives as f32 / positives as f32,
+        learning_rate: args.learning_rate,
+        l2: args.l2,
+        positive_weight: args
+            .positive_weight
+            .unwrap_or(negatives as f32 / positives as f32),
         ..TrainOptions::default()
     };
-    let borrowed: Vec<(&str, bool)> = examples.iter().map(|(t, p)| (t.as_str(), *p)).collect();
+    let features = FeatureConfig {
+        char_ngram_min: char_min,
+        char_ngram_max: char_max,
+        word_ngram_max: args.word_ngrams,
+        sublinear_tf: !args.binary,
+        ..FeatureConfig::default()
+    };
+    // Per-line weights: 1 unless --balance-files; then a (file, class) group
+    // of n lines carries a total weight proportional to sqrt(n) instead of n,
+    // so the largest files no longer set the style of their class, scaled so
+    // each class keeps its line count (the class balance still applies).
+    // A BTreeMap, not a HashMap: the float sums below must not depend on the
+    // randomised hash order, or the model would differ from run to run.
+    let weights: Vec<f32> = if args.balance_files {
+        let mut groups: std::collections::BTreeMap<(usize, bool), usize> =
+            std::collections::BTreeMap::new();
+        for (_, p, f) in &examples {
+            *groups.entry((*f, *p)).or_default() += 1;
+        }
+        let root_sum = |p: bool| -> f32 {
+            groups
+                .iter()
+                .filter(|((_, q), _)| *q == p)
+                .map(|(_, &n)| (n as f32).sqrt())
+                .sum()
+        };
+        let (sp, sn) = (root_sum(true), root_sum(false));
+        examples
+            .iter()
+            .map(|(_, p, f)| {
+                let (lines, sum) = if *p {
+                    (positives as f32, sp)
+                } else {
+                    (negatives as f32, sn)
+                };
+                lines / (sum * (groups[&(*f, *p)] as f32).sqrt())
+            })
+            .collect()
+    } else {
+        vec![1.0; examples.len()]
+    };
+    let borrowed: Vec<(&str, bool, f32)> = examples
+        .iter()
+        .zip(&weights)
+        .map(|((t, p, _), w)| (t.as_str(), *p, *w))
+        .collect();
     let started = std::time::Instant::now();
-    let model = Model::train(&borrowed, &options);
+    let model = Model::train_weighted(&borrowed, &options, &features);
     if let Err(e) = model.save(&args.out) {
         eprintln!("error: cannot write {}: {e}", args.out.display());
         return ExitCode::from(2);
     }
     eprintln!(
-        "trained on {positives} {} + {negatives} benign lines ({skipped} AGPL lines skipped) in {:.1} s; wrote {}",
+        "trained on {positives} {} + {negatives} negative lines ({skipped} AGPL lines skipped) in {:.1} s; wrote {}",
         args.positive,
         started.elapsed().as_secs_f64(),
         args.out.display()
