@@ -5,10 +5,6 @@
 //! harmful lines does not fall below the floor below. `palisade eval
 //! tests/fixtures/*.jsonl` prints the same figures per file.
 
-// The fixture-reading helpers are outside `#[test]` functions, where
-// clippy.toml's allow-*-in-tests does not reach.
-#![allow(clippy::expect_used, clippy::panic)]
-
 use std::path::{Path, PathBuf};
 
 use palisade::engine::blocking_rules_as;
