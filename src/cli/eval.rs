@@ -1,7 +1,8 @@
 //! `palisade eval`: detection measured on labelled JSONL. Each text is one
 //! message on the input side, written by the line's `role` (default `user`);
-//! it counts as flagged when the decision is `block`. Reports totals per
-//! label and per source.
+//! it counts as flagged when the decision is `block`, and as steered when it
+//! is `steer` (forwarded with the safety message, the answer checked), which
+//! is reported apart. Reports totals per label and per source.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,7 +11,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::blocking_rules_as;
+use crate::engine::{Verdict, input_verdict_as};
 use crate::policy::{CompiledPolicy, Role};
 
 /// Labels a line may carry.
@@ -48,6 +49,9 @@ pub struct Count {
     pub total: u64,
     /// Texts blocked.
     pub flagged: u64,
+    /// Texts steered: forwarded with the safety system message, the answer
+    /// then checked. Not counted in `flagged`.
+    pub steered: u64,
 }
 
 /// The whole report, in the `--json` shape.
@@ -140,13 +144,13 @@ pub fn evaluate_all(policy: &CompiledPolicy, examples: &[Example], keep_mistakes
         .unwrap_or(1)
         .max(1);
     let chunk = examples.len().div_ceil(threads).max(1);
-    let flags: Vec<Option<Vec<String>>> = std::thread::scope(|scope| {
+    let verdicts: Vec<(Verdict, Vec<String>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = examples
             .chunks(chunk)
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .map(|e| blocking_rules_as(policy, e.role, &e.text))
+                        .map(|e| input_verdict_as(policy, e.role, &e.text))
                         .collect::<Vec<_>>()
                 })
             })
@@ -160,14 +164,15 @@ pub fn evaluate_all(policy: &CompiledPolicy, examples: &[Example], keep_mistakes
         seconds: start.elapsed().as_secs_f64(),
         ..Report::default()
     };
-    for (example, rules) in examples.iter().zip(flags) {
-        let flagged = rules.is_some();
+    for (example, (verdict, rules)) in examples.iter().zip(verdicts) {
+        let flagged = verdict == Verdict::Block;
+        let steered = verdict == Verdict::Steer;
         report.bytes += example.text.len() as u64;
         if keep_mistakes && flagged == (example.label == "benign") {
             report.mistakes.push(Mistake {
                 origin: example.origin.clone(),
                 label: example.label.clone(),
-                rules: rules.unwrap_or_default(),
+                rules: if flagged { rules } else { Vec::new() },
                 text: example.text.chars().take(QUOTED_CHARS).collect(),
             });
         }
@@ -182,6 +187,7 @@ pub fn evaluate_all(policy: &CompiledPolicy, examples: &[Example], keep_mistakes
         ] {
             count.total += 1;
             count.flagged += u64::from(flagged);
+            count.steered += u64::from(steered);
         }
     }
     report
@@ -262,6 +268,19 @@ fn tables(report: &Report) -> String {
             c.flagged,
             rate(c),
             describe(label)
+        );
+    }
+    let steered: Vec<String> = report
+        .by_label
+        .iter()
+        .filter(|(_, c)| c.steered > 0)
+        .map(|(label, c)| format!("{label} {}/{}", c.steered, c.total))
+        .collect();
+    if !steered.is_empty() {
+        let _ = writeln!(
+            out,
+            "steered (forwarded with the safety message, not counted above): {}",
+            steered.join(", ")
         );
     }
     let _ = writeln!(out);
@@ -380,6 +399,39 @@ rules:
             ]
         );
         assert!(evaluate_all(&policy, &examples, false).mistakes.is_empty());
+    }
+
+    #[test]
+    fn steered_texts_are_counted_apart_from_blocked_ones() {
+        let policy = crate::policy::load_path(
+            write(concat!(
+                "version: 1\nname: steer\nrules:\n",
+                "  - id: ranking\n    keywords: [\"best religion\"]\n    action: steer\n",
+                "  - id: purple\n    keywords: [\"purple elephant\"]\n    action: block\n",
+            ))
+            .path(),
+        )
+        .unwrap();
+        let data = write(concat!(
+            r#"{"text": "which is the best religion", "label": "harmful"}"#,
+            "\n",
+            r#"{"text": "a purple elephant", "label": "harmful"}"#,
+            "\n",
+            r#"{"text": "hello", "label": "harmful"}"#,
+            "\n",
+        ));
+        let examples = read_examples(data.path()).unwrap();
+
+        let report = evaluate_all(&policy, &examples, true);
+
+        let harmful = report.by_label["harmful"];
+        assert_eq!((harmful.total, harmful.flagged, harmful.steered), (3, 1, 1));
+        // A steered harmful text is not blocked: it is listed as a miss, without rules.
+        assert_eq!(report.mistakes.len(), 2);
+        assert!(report.mistakes.iter().all(|m| m.rules.is_empty()));
+        assert!(tables(&report).contains(
+            "steered (forwarded with the safety message, not counted above): harmful 1/3"
+        ));
     }
 
     #[test]

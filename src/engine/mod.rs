@@ -92,15 +92,22 @@ pub fn blocking_rules(policy: &CompiledPolicy, text: &str) -> Option<Vec<String>
 }
 
 /// The rules that block `text` sent as a lone message of `role` on the input
-/// side, if it is blocked: what `palisade eval` asks of each example.
+/// side, if it is blocked.
 pub fn blocking_rules_as(policy: &CompiledPolicy, role: Role, text: &str) -> Option<Vec<String>> {
+    let (verdict, rules) = input_verdict_as(policy, role, text);
+    (verdict == Verdict::Block).then_some(rules)
+}
+
+/// The verdict on `text` sent as a lone message of `role` on the input side,
+/// and the rules behind it: what `palisade eval` asks of each example.
+pub fn input_verdict_as(policy: &CompiledPolicy, role: Role, text: &str) -> (Verdict, Vec<String>) {
     let decision = evaluate(
         policy,
         Direction::Input,
         &[Segment::new(role, "messages[0].content", text)],
     );
-    (decision.verdict == Verdict::Block)
-        .then(|| decision.rule_ids().iter().map(|r| r.to_string()).collect())
+    let rules = decision.rule_ids().iter().map(|r| r.to_string()).collect();
+    (decision.verdict, rules)
 }
 
 /// Evaluates every segment in one direction and combines the findings.
