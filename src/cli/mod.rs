@@ -66,50 +66,7 @@ enum Command {
         files: Vec<PathBuf>,
     },
     /// Train the linear classifier: `label` lines against `benign` lines.
-    Train {
-        /// The positive label (`attack` or `harmful`).
-        #[arg(long)]
-        label: String,
-        /// Model file to write.
-        #[arg(long)]
-        out: PathBuf,
-        /// Passes over the data.
-        #[arg(long, default_value_t = 6)]
-        epochs: u32,
-        /// Random seed (same seed and files give the same model).
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-        /// AdaGrad base learning rate.
-        #[arg(long, default_value_t = 0.2)]
-        learning_rate: f32,
-        /// L2 penalty on the weights each example touches.
-        #[arg(long, default_value_t = 1e-5)]
-        l2: f32,
-        /// Loss weight of positive lines (default: benign/positive count, balanced classes).
-        #[arg(long)]
-        positive_weight: Option<f32>,
-        /// Weight every line by 1/(lines of its class in its file), so each file counts
-        /// equally within its class instead of the largest files setting the style.
-        #[arg(long)]
-        balance_files: bool,
-        /// Character n-gram range `MIN-MAX` (`0-0` disables character n-grams).
-        #[arg(long, default_value = "3-5")]
-        char_ngrams: String,
-        /// Word n-gram order: 0 none, 1 unigrams, 2 unigrams and bigrams.
-        #[arg(long, default_value_t = 2)]
-        word_ngrams: u8,
-        /// Binary feature presence instead of sqrt(count).
-        #[arg(long)]
-        binary: bool,
-        /// Also train on lines with this label as negatives, next to `benign`
-        /// (repeatable; e.g. `harmful` for the injection model, so plain requests
-        /// of any topic count as not-an-injection).
-        #[arg(long)]
-        negative_label: Vec<String>,
-        /// JSONL files (AGPL-licensed lines are skipped).
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-    },
+    Train(train::TrainArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -158,35 +115,7 @@ pub fn run() -> ExitCode {
             mistakes,
             files,
         } => eval::run(policy, json, mistakes, files),
-        Command::Train {
-            label,
-            out,
-            epochs,
-            seed,
-            learning_rate,
-            l2,
-            positive_weight,
-            balance_files,
-            char_ngrams,
-            word_ngrams,
-            binary,
-            negative_label,
-            files,
-        } => train::run(train::TrainArgs {
-            positive: label,
-            out,
-            files,
-            epochs,
-            seed,
-            learning_rate,
-            l2,
-            positive_weight,
-            balance_files,
-            char_ngrams,
-            word_ngrams,
-            binary,
-            negative_labels: negative_label,
-        }),
+        Command::Train(args) => train::run(args),
     }
 }
 

@@ -19,34 +19,50 @@ struct Line {
     license: Option<String>,
 }
 
-/// Settings of one training run.
-#[derive(Debug)]
+/// Settings of one training run (`palisade train`'s options).
+#[derive(Debug, clap::Args)]
 pub struct TrainArgs {
-    /// Label of the positive class (`attack` or `harmful`).
+    /// The positive label (`attack` or `harmful`).
+    #[arg(long = "label", value_name = "LABEL")]
     pub positive: String,
-    /// Where to write the model.
+    /// Model file to write.
+    #[arg(long)]
     pub out: PathBuf,
-    /// Training files.
+    /// JSONL files (AGPL-licensed lines are skipped).
+    #[arg(required = true)]
     pub files: Vec<PathBuf>,
     /// Passes over the data.
+    #[arg(long, default_value_t = 6)]
     pub epochs: u32,
-    /// Random seed.
+    /// Random seed (same seed and files give the same model).
+    #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// AdaGrad base learning rate.
+    #[arg(long, default_value_t = 0.2)]
     pub learning_rate: f32,
-    /// L2 penalty.
+    /// L2 penalty on the weights each example touches.
+    #[arg(long, default_value_t = 1e-5)]
     pub l2: f32,
-    /// Loss weight of positive lines; `None` balances the two classes.
+    /// Loss weight of positive lines (default: benign/positive count, balanced classes).
+    #[arg(long)]
     pub positive_weight: Option<f32>,
-    /// Weight each line by the inverse size of its (file, class) group.
+    /// Weight every line by 1/sqrt(lines of its class in its file), so the largest files
+    /// do not set the style of their class.
+    #[arg(long)]
     pub balance_files: bool,
-    /// Character n-gram range, `MIN-MAX`.
+    /// Character n-gram range `MIN-MAX` (`0-0` disables character n-grams).
+    #[arg(long, default_value = "3-5")]
     pub char_ngrams: String,
-    /// Word n-gram order (0..=2).
+    /// Word n-gram order: 0 none, 1 unigrams, 2 unigrams and bigrams.
+    #[arg(long, default_value_t = 2)]
     pub word_ngrams: u8,
-    /// Binary presence features instead of sqrt(count).
+    /// Binary feature presence instead of sqrt(count).
+    #[arg(long)]
     pub binary: bool,
-    /// Labels besides `benign` that count as negatives.
+    /// Also train on lines with this label as negatives, next to `benign` (repeatable;
+    /// e.g. `harmful` for the injection model, so plain requests of any topic count as
+    /// not-an-injection).
+    #[arg(long = "negative-label", value_name = "LABEL")]
     pub negative_labels: Vec<String>,
 }
 
