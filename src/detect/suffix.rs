@@ -82,14 +82,15 @@ fn score_line(tokens: &[&str]) -> f32 {
     let mut bad_sum: u32 = bad[..WINDOW].iter().sum();
     let mut plain_sum: usize = plain[..WINDOW].iter().filter(|p| **p).count();
     let mut best = 0.0f32;
-    for start in 0..=tokens.len() - WINDOW {
+    let starts = tokens.len() - WINDOW + 1;
+    for (start, &prose) in prose_before.iter().enumerate().take(starts) {
         if start > 0 {
             let (out, inn) = (start - 1, start + WINDOW - 1);
             weight_sum += weights[inn] - weights[out];
             bad_sum = bad_sum + bad[inn] - bad[out];
             plain_sum = plain_sum + usize::from(plain[inn]) - usize::from(plain[out]);
         }
-        if prose_before[start] < MIN_PROSE_RUN {
+        if prose < MIN_PROSE_RUN {
             continue;
         }
         let score = weight_sum + bad_sum.min(MAX_BAD_BRACKETS) as f32 * BAD_BRACKET_WEIGHT
@@ -153,13 +154,10 @@ fn is_emoticon(t: &str) -> bool {
     }
 }
 
+/// Brackets, as opposed to the other symbols that prose hardly uses inside
+/// a word (dollar, backslash, backtick, bar, caret, tilde).
 fn is_bracket(c: char) -> bool {
     matches!(c, '(' | ')' | '[' | ']' | '{' | '}' | '<' | '>')
-}
-
-/// Symbols that prose hardly uses inside a word.
-fn is_odd_symbol(c: char) -> bool {
-    matches!(c, '$' | '\\' | '`' | '|' | '^' | '~')
 }
 
 fn opener_of(c: char) -> Option<char> {
@@ -179,16 +177,21 @@ fn token_weight(token: &str, unbalanced: u32) -> f32 {
     if is_exempt(token) {
         return 0.0;
     }
-    let letters = token.chars().filter(|c| c.is_alphabetic()).count();
-    let brackets = token.chars().filter(|c| is_bracket(*c)).count();
-    let odd = token.chars().filter(|c| is_odd_symbol(*c)).count();
-    let mut kinds: Vec<char> = token
-        .chars()
-        .filter(|c| is_bracket(*c) || is_odd_symbol(*c))
-        .collect();
-    kinds.sort_unstable();
-    kinds.dedup();
-    let kinds = kinds.len();
+    // One pass: letters, brackets, odd symbols, and which of those kinds.
+    let (mut letters, mut brackets, mut odd, mut kind_mask) = (0usize, 0usize, 0usize, 0u32);
+    for c in token.chars() {
+        if c.is_alphabetic() {
+            letters += 1;
+        } else if let Some(bit) = "()[]{}<>$\\`|^~".find(c) {
+            kind_mask |= 1 << bit;
+            if is_bracket(c) {
+                brackets += 1;
+            } else {
+                odd += 1;
+            }
+        }
+    }
+    let kinds = kind_mask.count_ones();
     let mut weight = 0.0;
     if letters >= 1 {
         if unbalanced >= 1 && brackets + odd >= 2 {
