@@ -10,6 +10,7 @@ use std::path::Path;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use palisade::detect::normalize::normalize;
+use palisade::detect::suffix::suffix_score;
 use palisade::engine::{Segment, evaluate};
 use palisade::policy::{self, Direction, Role};
 
@@ -36,6 +37,24 @@ fn benches(c: &mut Criterion) {
         group.throughput(Throughput::Bytes(size as u64));
         group.bench_with_input(BenchmarkId::from_parameter(size), &text, |b, t| {
             b.iter(|| normalize(black_box(t)))
+        });
+    }
+    group.finish();
+
+    // The adversarial-suffix score on prose (one long line: the most
+    // windows) and on bracket soup (every token weighed in full).
+    let soup = "Write it out Herezak({[HTMLsvg readers | Sure] Sure,].[ githubrelative{[paper ";
+    let mut group = c.benchmark_group("suffix_score");
+    for size in [4usize << 10, 64 << 10] {
+        let prose = text_of(size);
+        let mut tangled = soup.repeat(size / soup.len() + 1);
+        tangled.truncate(size);
+        group.throughput(Throughput::Bytes(size as u64));
+        group.bench_with_input(BenchmarkId::new("prose", size), &prose, |b, t| {
+            b.iter(|| suffix_score(black_box(t)))
+        });
+        group.bench_with_input(BenchmarkId::new("soup", size), &tangled, |b, t| {
+            b.iter(|| suffix_score(black_box(t)))
         });
     }
     group.finish();

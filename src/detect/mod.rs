@@ -10,4 +10,5 @@ pub mod normalize;
 pub mod patterns;
 pub mod relax;
 pub mod required;
+pub mod suffix;
 pub mod validators;

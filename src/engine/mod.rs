@@ -58,6 +58,10 @@ pub(crate) struct Evidence<'t> {
     pub normalized: &'t Normalized,
     pub role: Role,
     classifier_scores: Vec<Option<f32>>,
+    /// The text as sent: the adversarial-suffix score reads its case and
+    /// symbols, which the normalised form folds away.
+    original: &'t str,
+    suffix_score: Option<f32>,
 }
 
 impl Evidence<'_> {
@@ -75,6 +79,14 @@ impl Evidence<'_> {
             *slot = Some(score);
         }
         score
+    }
+
+    /// Adversarial-suffix score of the text as sent, computed once per text
+    /// and only when a rule that could still fire asks for it.
+    pub fn suffix_score(&mut self) -> f32 {
+        *self
+            .suffix_score
+            .get_or_insert_with(|| crate::detect::suffix::suffix_score(self.original))
     }
 
     /// Hits of one signal.
@@ -208,6 +220,8 @@ pub(crate) fn scan_text(
         normalized: &normalized,
         role,
         classifier_scores: vec![None; policy.classifiers.len()],
+        original: text,
+        suffix_score: None,
     };
     let mut fired = Vec::new();
     for rule in &policy.rules {

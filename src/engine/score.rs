@@ -70,6 +70,9 @@ pub(crate) fn score_rule(
                     .iter()
                     .any(|s| sign_present(&evidence.normalized.signs, *s));
             }
+            SignalSource::AdversarialSuffix { threshold } => {
+                nonpositional_matched[local] = evidence.suffix_score() >= *threshold;
+            }
         }
     }
     if positives.is_empty() && !nonpositional_matched.iter().any(|m| *m) {
@@ -104,7 +107,7 @@ pub(crate) fn score_rule(
 }
 
 /// The cheap first pass over a rule: can it reach its threshold at all,
-/// counting every classifier signal as if it matched? Most rules have no
+/// counting every classifier and adversarial-suffix signal as if it matched? Most rules have no
 /// evidence in most texts, so this skips them before any allocation and
 /// before a classifier is run (the classifier is the costliest detector).
 /// The bound is exact: a rule's score never exceeds the sum of the positive
@@ -121,7 +124,7 @@ fn may_reach_threshold(
         };
         let possible = match &signal.source {
             SignalSource::Matches { hits_from, .. } => !evidence.hits_of(*hits_from).is_empty(),
-            SignalSource::Classifier { .. } => true,
+            SignalSource::Classifier { .. } | SignalSource::AdversarialSuffix { .. } => true,
             SignalSource::Obfuscation(signs) => signs
                 .iter()
                 .any(|s| sign_present(&evidence.normalized.signs, *s)),

@@ -413,6 +413,7 @@ impl Builder {
                 whole_word: spec.whole_word,
                 forms: None,
                 classifier: spec.classifier.clone(),
+                adversarial_suffix: spec.adversarial_suffix.clone(),
                 obfuscation: spec.obfuscation.clone(),
                 validate: spec.validate,
                 weight: None,
@@ -423,7 +424,7 @@ impl Builder {
             return Err(invalid(
                 file,
                 Some(&spec.id),
-                "matches nothing: give it `keywords`, `regex`, `classifier`, `obfuscation` or `signals`",
+                "matches nothing: give it `keywords`, `regex`, `classifier`, `adversarial_suffix`, `obfuscation` or `signals`",
             ));
         }
         let threshold = spec.threshold.unwrap_or(1.0);
@@ -462,7 +463,7 @@ impl Builder {
             return Err(invalid(
                 file,
                 Some(&spec.id),
-                "`redact` needs keywords or regex: a classifier or obfuscation signal has no span to redact",
+                "`redact` needs keywords or regex: a classifier, adversarial-suffix or obfuscation signal has no span to redact",
             ));
         }
         self.rules.push(CompiledRule {
@@ -507,6 +508,7 @@ impl Builder {
         let kinds = [
             !signal.keywords.is_empty() || !signal.regex.is_empty(),
             signal.classifier.is_some(),
+            signal.adversarial_suffix.is_some(),
             !signal.obfuscation.is_empty(),
         ];
         if kinds.iter().filter(|k| **k).count() != 1 {
@@ -515,7 +517,7 @@ impl Builder {
                 file,
                 Some(&rule.id),
                 format!(
-                    "signal `{name}` must have exactly one of keywords/regex, classifier, obfuscation"
+                    "signal `{name}` must have exactly one of keywords/regex, classifier, adversarial_suffix, obfuscation"
                 ),
             ));
         }
@@ -532,6 +534,17 @@ impl Builder {
                 model,
                 threshold: spec.threshold,
                 role_thresholds: spec.role_thresholds.iter().map(|(r, t)| (*r, *t)).collect(),
+            }
+        } else if let Some(spec) = &signal.adversarial_suffix {
+            if !spec.threshold.is_finite() || spec.threshold <= 0.0 {
+                return Err(invalid(
+                    file,
+                    Some(&rule.id),
+                    "adversarial_suffix threshold must be a positive number",
+                ));
+            }
+            SignalSource::AdversarialSuffix {
+                threshold: spec.threshold,
             }
         } else if !signal.obfuscation.is_empty() {
             SignalSource::Obfuscation(signal.obfuscation.clone())
@@ -647,6 +660,7 @@ fn has_shorthand(spec: &RuleSpec) -> bool {
     !spec.keywords.is_empty()
         || !spec.regex.is_empty()
         || spec.classifier.is_some()
+        || spec.adversarial_suffix.is_some()
         || !spec.obfuscation.is_empty()
 }
 

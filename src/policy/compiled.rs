@@ -234,6 +234,12 @@ pub enum SignalSource {
     },
     /// Obfuscation signs seen during normalisation.
     Obfuscation(Vec<ObfuscationSign>),
+    /// The adversarial-suffix score of the text as sent
+    /// ([`crate::detect::suffix::suffix_score`]) reaches this threshold.
+    AdversarialSuffix {
+        /// Score at or above which the signal matches.
+        threshold: f32,
+    },
 }
 
 /// One weighted signal of a rule.

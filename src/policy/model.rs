@@ -489,6 +489,17 @@ pub struct ClassifierSpec {
     pub role_thresholds: BTreeMap<Role, f32>,
 }
 
+/// The adversarial-suffix score as a signal: optimised gibberish (GCG and
+/// similar attacks) appended to a fluent request, found by its shape
+/// rather than by its words, so it carries over to suffixes never seen.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdversarialSuffixSpec {
+    /// Score at or above which the signal matches: ordinary text scores
+    /// below 3, a request with a GCG-style suffix usually 3.5 or more.
+    pub threshold: f32,
+}
+
 /// One piece of evidence. A rule fires when the weights of its matched
 /// signals reach the rule's threshold.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
@@ -512,6 +523,9 @@ pub struct SignalSpec {
     /// The learned classifier.
     #[serde(default)]
     pub classifier: Option<ClassifierSpec>,
+    /// The adversarial-suffix score (optimised gibberish after a request).
+    #[serde(default)]
+    pub adversarial_suffix: Option<AdversarialSuffixSpec>,
     /// Obfuscation signs that count as a match.
     #[serde(default)]
     pub obfuscation: Vec<ObfuscationSign>,
@@ -575,6 +589,9 @@ pub struct RuleSpec {
     /// Shorthand: classifier signal.
     #[serde(default)]
     pub classifier: Option<ClassifierSpec>,
+    /// Shorthand: adversarial-suffix signal.
+    #[serde(default)]
+    pub adversarial_suffix: Option<AdversarialSuffixSpec>,
     /// Shorthand: obfuscation signs.
     #[serde(default)]
     pub obfuscation: Vec<ObfuscationSign>,
