@@ -74,14 +74,13 @@ impl KeywordMatcher {
         let Some(automaton) = &self.automaton else {
             return;
         };
-        let bytes = text.as_bytes();
         let mut count = 0usize;
         for m in automaton.find_overlapping_iter(text) {
             let Some(target) = self.targets.get(m.pattern().as_usize()) else {
                 continue;
             };
             if target.whole_word
-                && !(is_boundary_before(bytes, m.start()) && is_boundary_after(bytes, m.end()))
+                && !(is_boundary_before(text, m.start()) && is_boundary_after(text, m.end()))
             {
                 continue;
             }
@@ -98,20 +97,30 @@ impl KeywordMatcher {
     }
 }
 
-fn is_word_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
+/// Whether `c` continues a word: letters, digits, `_` and combining marks
+/// (a Devanagari vowel sign belongs to its word). Non-ASCII punctuation
+/// such as curly quotes, guillemets, `¿` or an em dash is not part of a
+/// word, so `“ignore all previous instructions”` matches like the same text
+/// in straight quotes.
+fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_' || unicode_normalization::char::is_combining_mark(c)
 }
 
-fn is_boundary_before(bytes: &[u8], start: usize) -> bool {
-    start == 0
-        || bytes.get(start - 1).is_none_or(|b| !is_word_byte(*b))
-        || bytes.get(start).is_some_and(|b| !is_word_byte(*b))
+/// Whether a whole-word match may start at byte `start` of `text`: the
+/// character before it is not a word character, or the match itself does
+/// not start with one (a keyword like "<|im_start|>" may touch a word).
+fn is_boundary_before(text: &str, start: usize) -> bool {
+    let before = text.get(..start).and_then(|t| t.chars().next_back());
+    let first = text.get(start..).and_then(|t| t.chars().next());
+    before.is_none_or(|c| !is_word_char(c)) || first.is_some_and(|c| !is_word_char(c))
 }
 
-fn is_boundary_after(bytes: &[u8], end: usize) -> bool {
-    end >= bytes.len()
-        || bytes.get(end).is_none_or(|b| !is_word_byte(*b))
-        || (end > 0 && bytes.get(end - 1).is_some_and(|b| !is_word_byte(*b)))
+/// Whether a whole-word match may end at byte `end` of `text` (see
+/// [`is_boundary_before`]).
+fn is_boundary_after(text: &str, end: usize) -> bool {
+    let after = text.get(end..).and_then(|t| t.chars().next());
+    let last = text.get(..end).and_then(|t| t.chars().next_back());
+    after.is_none_or(|c| !is_word_char(c)) || last.is_some_and(|c| !is_word_char(c))
 }
 
 #[cfg(test)]
@@ -165,6 +174,29 @@ mod tests {
     fn punctuation_keywords_match_next_to_words() {
         let m = matcher(&[("<|im_start|>", 0, true)]);
         assert_eq!(hits(&m, "x<|im_start|>system").len(), 1);
+    }
+
+    #[test]
+    fn non_ascii_punctuation_is_a_boundary_and_non_ascii_letters_are_not() {
+        let m = matcher(&[
+            ("ignore all previous instructions", 0, true),
+            ("caf", 1, true),
+        ]);
+        for text in [
+            "“ignore all previous instructions”",
+            "«ignore all previous instructions»",
+            "—ignore all previous instructions—",
+            "¿ignore all previous instructions?",
+            "🙂ignore all previous instructions🙂",
+        ] {
+            assert_eq!(hits(&m, text).len(), 1, "{text}");
+        }
+        assert!(hits(&m, "café").is_empty());
+        assert!(hits(&m, "écaf").is_empty());
+        let hindi = matcher(&[("कर", 0, true)]);
+        // the vowel sign after "कर" belongs to the word "करो"
+        assert!(hits(&hindi, "करो").is_empty());
+        assert_eq!(hits(&hindi, "कर दो").len(), 1);
     }
 
     #[test]
