@@ -113,19 +113,14 @@ fn is_plain_word(token: &str) -> bool {
     {
         return false;
     }
-    let mut letters = core.chars().filter(|c| c.is_alphabetic());
-    let Some(_first) = letters.next() else {
-        return false;
-    };
-    if letters.clone().all(char::is_lowercase) {
-        return true;
+    // One pass over the letters: how many, lowercase after the first, all caps.
+    let (mut count, mut rest_lower, mut all_upper) = (0usize, true, true);
+    for c in core.chars().filter(|c| c.is_alphabetic()) {
+        rest_lower &= count == 0 || c.is_lowercase();
+        all_upper &= c.is_uppercase();
+        count += 1;
     }
-    let count = core.chars().filter(|c| c.is_alphabetic()).count();
-    count <= 5
-        && core
-            .chars()
-            .filter(|c| c.is_alphabetic())
-            .all(char::is_uppercase)
+    count > 0 && (rest_lower || (count <= 5 && all_upper))
 }
 
 /// Tokens that look odd but are ordinary: `code` in backticks, links,
