@@ -51,8 +51,8 @@ pub struct TrainArgs {
     #[arg(long)]
     pub balance_files: bool,
     /// Character n-gram range `MIN-MAX` (`0-0` disables character n-grams).
-    #[arg(long, default_value = "3-5")]
-    pub char_ngrams: String,
+    #[arg(long, default_value = "3-5", value_parser = parse_range)]
+    pub char_ngrams: (u8, u8),
     /// Word n-gram order: 0 none, 1 unigrams, 2 unigrams and bigrams.
     #[arg(long, default_value_t = 2)]
     pub word_ngrams: u8,
@@ -66,11 +66,13 @@ pub struct TrainArgs {
     pub negative_labels: Vec<String>,
 }
 
-/// Parses `MIN-MAX` into a character n-gram range.
-fn parse_range(s: &str) -> Option<(u8, u8)> {
-    let (a, b) = s.split_once('-')?;
-    let (a, b) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
-    (a <= b).then_some((a, b))
+/// Parses `MIN-MAX` into a character n-gram range (clap reports the error).
+fn parse_range(s: &str) -> Result<(u8, u8), String> {
+    let range = s.split_once('-').and_then(|(a, b)| {
+        let (a, b): (u8, u8) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+        (a <= b).then_some((a, b))
+    });
+    range.ok_or_else(|| format!("wants MIN-MAX, got `{s}`"))
 }
 
 fn read(
@@ -112,13 +114,7 @@ fn read(
 pub fn run(args: TrainArgs) -> ExitCode {
     let mut examples = Vec::new();
     let mut skipped = 0usize;
-    let Some((char_min, char_max)) = parse_range(&args.char_ngrams) else {
-        eprintln!(
-            "error: --char-ngrams wants MIN-MAX, got `{}`",
-            args.char_ngrams
-        );
-        return ExitCode::from(2);
-    };
+    let (char_min, char_max) = args.char_ngrams;
     for (index, file) in args.files.iter().enumerate() {
         if let Err(message) = read(
             file,
@@ -210,4 +206,18 @@ pub fn run(args: TrainArgs) -> ExitCode {
         args.out.display()
     );
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn char_ngram_ranges_are_min_dash_max() {
+        assert_eq!(parse_range("3-5"), Ok((3, 5)));
+        assert_eq!(parse_range("0-0"), Ok((0, 0)));
+        for bad in ["5-3", "3", "a-b", "3-300"] {
+            assert!(parse_range(bad).is_err(), "{bad}");
+        }
+    }
 }
