@@ -358,9 +358,14 @@ rules:
         file
     }
 
+    /// A policy compiled from YAML text.
+    fn policy_of(yaml: &str) -> CompiledPolicy {
+        crate::policy::load_path(write(yaml).path()).unwrap()
+    }
+
     #[test]
     fn counts_per_label_and_lists_each_mistake_with_its_origin() {
-        let policy = crate::policy::load_path(write(POLICY).path()).unwrap();
+        let policy = policy_of(POLICY);
         let data = write(concat!(
             r#"{"text": "the purple elephant says hi", "label": "attack"}"#,
             "\n",
@@ -403,15 +408,11 @@ rules:
 
     #[test]
     fn steered_texts_are_counted_apart_from_blocked_ones() {
-        let policy = crate::policy::load_path(
-            write(concat!(
-                "version: 1\nname: steer\nrules:\n",
-                "  - id: ranking\n    keywords: [\"best religion\"]\n    action: steer\n",
-                "  - id: purple\n    keywords: [\"purple elephant\"]\n    action: block\n",
-            ))
-            .path(),
-        )
-        .unwrap();
+        let policy = policy_of(concat!(
+            "version: 1\nname: steer\nrules:\n",
+            "  - id: ranking\n    keywords: [\"best religion\"]\n    action: steer\n",
+            "  - id: purple\n    keywords: [\"purple elephant\"]\n    action: block\n",
+        ));
         let data = write(concat!(
             r#"{"text": "which is the best religion", "label": "harmful"}"#,
             "\n",
@@ -436,14 +437,10 @@ rules:
 
     #[test]
     fn a_line_is_sent_as_its_role_and_user_by_default() {
-        let policy = crate::policy::load_path(
-            write(concat!(
-                "version: 1\nname: roles\nrules:\n",
-                "  - id: purple\n    keywords: [\"purple elephant\"]\n    roles: [user]\n",
-            ))
-            .path(),
-        )
-        .unwrap();
+        let policy = policy_of(concat!(
+            "version: 1\nname: roles\nrules:\n",
+            "  - id: purple\n    keywords: [\"purple elephant\"]\n    roles: [user]\n",
+        ));
         let data = write(concat!(
             r#"{"text": "a purple elephant", "label": "benign"}"#,
             "\n",
