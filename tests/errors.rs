@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{MockUpstream, Proxy, Reply, basic_config, closed_port_url, keyword_policy};
+use common::{MockUpstream, Proxy, Reply, basic_config, closed_port, keyword_policy};
 use serde_json::{Value, json};
 
 /// One bad request and the error it must produce.
@@ -397,8 +397,8 @@ async fn odd_but_valid_requests_never_crash_the_server() {
 
 #[tokio::test]
 async fn an_unreachable_upstream_is_502_without_details() {
-    let url = closed_port_url().await;
-    let proxy = Proxy::start(&basic_config(&url), &keyword_policy("message")).await;
+    let closed = closed_port();
+    let proxy = Proxy::start(&basic_config(&closed.url), &keyword_policy("message")).await;
 
     let chat = proxy
         .post("/v1/chat/completions", &common::chat("hi"))

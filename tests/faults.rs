@@ -28,7 +28,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use common::{MockUpstream, Proxy, closed_port_url, keyword_policy, sse_chat};
+use common::{ClosedPort, MockUpstream, Proxy, closed_port, keyword_policy, sse_chat};
 
 /// Outer bound on any single wait in this file.
 const HANG: Duration = Duration::from_secs(15);
@@ -69,15 +69,19 @@ enum Fault {
 struct RawUpstream {
     base_url: String,
     closed: mpsc::UnboundedReceiver<()>,
+    /// For `Fault::Refuse`: the port that refuses, reserved while the case runs.
+    _refusing: Option<ClosedPort>,
 }
 
 impl RawUpstream {
     async fn start(fault: Fault, streaming: bool) -> Self {
         let (tx, closed) = mpsc::unbounded_channel();
         if matches!(fault, Fault::Refuse) {
+            let port = closed_port();
             return Self {
-                base_url: closed_port_url().await,
+                base_url: port.url.clone(),
                 closed,
+                _refusing: Some(port),
             };
         }
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -94,6 +98,7 @@ impl RawUpstream {
         Self {
             base_url: format!("http://{addr}/v1"),
             closed,
+            _refusing: None,
         }
     }
 
@@ -506,7 +511,8 @@ async fn a_client_leaving_an_endless_stream_closes_the_upstream_connection() {
 
 async fn slow_client_proxy() -> (Proxy, SocketAddr, MockUpstream) {
     let healthy = MockUpstream::start().await;
-    let config = fault_config(&closed_port_url().await, &healthy.base_url());
+    // Requests of these tests never reach the upstream; any unused port will do.
+    let config = fault_config(&closed_port().url, &healthy.base_url());
     let proxy = Proxy::start(&config, &policy("window")).await;
     let addr = proxy.url.trim_start_matches("http://").parse().unwrap();
     (proxy, addr, healthy)

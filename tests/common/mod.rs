@@ -627,12 +627,25 @@ pub fn strip_canary(request: &mut Value) -> Option<String> {
     Some(token)
 }
 
-/// A loopback URL nothing listens on.
-pub async fn closed_port_url() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    format!("http://{addr}/v1")
+/// A loopback port that refuses connections for as long as this value
+/// lives: the socket is bound but never listens. A port bound and then
+/// released could be handed to another test's upstream meanwhile (tests
+/// run in parallel), which then answers instead of refusing.
+pub struct ClosedPort {
+    _reserved: tokio::net::TcpSocket,
+    /// Its `http://127.0.0.1:<port>/v1` base URL.
+    pub url: String,
+}
+
+/// A loopback URL nothing listens on; keep the value while the URL is used.
+pub fn closed_port() -> ClosedPort {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    ClosedPort {
+        _reserved: socket,
+        url: format!("http://{addr}/v1"),
+    }
 }
 
 /// The value of one sample line of the metrics text whose name and labels
