@@ -82,6 +82,9 @@ pub struct PatternMatcher {
 struct Shared {
     /// The patterns without a required literal, searched as sets.
     set: ChunkedSet,
+    /// For each pattern, the set of `set` (and of `relaxed`, which is
+    /// chunked the same way) that searches it; `None` for gated patterns.
+    chunk_of: Vec<Option<usize>>,
     /// Those patterns without Unicode word boundaries, for non-ASCII texts
     /// (see [`super::relax`]); built on the first such text. `None` inside:
     /// no pattern has such a boundary, or building failed; `set` answers
@@ -245,45 +248,74 @@ impl PatternMatcher {
     /// `max_hits_per_regex` each. The set search proposes candidates; each
     /// one's exact regex decides, so which set was asked never changes a hit.
     pub fn scan(&self, text: &str, max_hits_per_regex: usize, on_hit: impl FnMut(PatternHit)) {
-        self.scan_with_memo(text, max_hits_per_regex, &mut ScanMemo::default(), on_hit);
+        self.scan_with_memo(
+            text,
+            max_hits_per_regex,
+            &mut ScanMemos::default(),
+            |_| true,
+            on_hit,
+        );
     }
 
-    /// [`Self::scan`], reusing what `memo` kept from the previous scan when
-    /// that was the same text on the same shared set: the normalised and
-    /// deobfuscated forms share a set and are the same text for most
-    /// prose, so the second form costs no search at all.
+    /// Calls `mark` with every signal of this form that may have a hit in
+    /// `text`: those with a pattern whose required literal occurs, and those
+    /// with a pattern that has no required literal (only a set search could
+    /// tell, and that is what this is asked to avoid). Costs one
+    /// Aho-Corasick pass, kept in `memos` for the scan that follows.
+    pub fn possible_signals(&self, text: &str, memos: &mut ScanMemos, mut mark: impl FnMut(u32)) {
+        let Some(shared) = &self.shared else { return };
+        let memo = memos.for_text(shared, text);
+        for (idx, signal) in &self.entries {
+            let possible = match shared.chunk_of.get(*idx).copied().flatten() {
+                Some(_) => true,
+                None => PatternID::new(*idx).is_ok_and(|id| memo.gated.contains(id)),
+            };
+            if possible {
+                mark(*signal);
+            }
+        }
+    }
+
+    /// [`Self::scan`] for the signals `needed` accepts only: a set of
+    /// patterns none of which a needed signal lists is not searched, and no
+    /// regex of an unneeded signal is run. `memos` keeps what was searched
+    /// and found per shared set and text, so the normalised and deobfuscated
+    /// forms, which share a set and are the same text for most prose, pay
+    /// for one search.
     pub fn scan_with_memo(
         &self,
         text: &str,
         max_hits_per_regex: usize,
-        memo: &mut ScanMemo,
+        memos: &mut ScanMemos,
+        needed: impl Fn(u32) -> bool,
         mut on_hit: impl FnMut(PatternHit),
     ) {
         let Some(shared) = &self.shared else { return };
-        let key = (Arc::as_ptr(shared) as usize, max_hits_per_regex);
-        if memo.key != Some(key) || memo.text != text {
-            memo.key = Some(key);
-            memo.text.clear();
-            memo.text.push_str(text);
-            memo.candidates = Some(shared.candidates(text));
-            memo.found.clear();
-        }
-        let Some(candidates) = &memo.candidates else {
-            return;
-        };
+        let memo = memos.for_text(shared, text);
+        let mut chunks = vec![false; shared.set.chunks.len()];
         for (idx, signal) in &self.entries {
-            if !PatternID::new(*idx).is_ok_and(|id| candidates.contains(id)) {
+            if let Some(Some(chunk)) = shared.chunk_of.get(*idx)
+                && needed(*signal)
+                && let Some(slot) = chunks.get_mut(*chunk)
+            {
+                *slot = true;
+            }
+        }
+        shared.search_sets(text, &chunks, memo);
+        for (idx, signal) in &self.entries {
+            if !needed(*signal) {
                 continue;
             }
-            let spans = memo.found.entry(*idx).or_insert_with(|| {
-                shared.regex(*idx).map_or_else(Vec::new, |regex| {
-                    regex
-                        .find_iter(text)
-                        .take(max_hits_per_regex)
-                        .map(|m| (m.start(), m.end()))
-                        .collect()
-                })
-            });
+            let Ok(id) = PatternID::new(*idx) else {
+                continue;
+            };
+            if !(memo.gated.contains(id) || memo.searched_hits.contains(id)) {
+                continue;
+            }
+            let spans = memo
+                .found
+                .entry((*idx, max_hits_per_regex))
+                .or_insert_with(|| shared.find(*idx, text, max_hits_per_regex));
             for (start, end) in spans.iter() {
                 on_hit(PatternHit {
                     signal: *signal,
@@ -295,16 +327,76 @@ impl PatternMatcher {
     }
 }
 
-/// What one pattern scan found, for the next scan of the same text with a
-/// matcher on the same shared set (see [`PatternMatcher::scan_with_memo`]).
+/// What pattern scans of one text found so far, per shared set, for the
+/// next scan of the same text (see [`PatternMatcher::scan_with_memo`]).
 #[derive(Debug, Default)]
-pub struct ScanMemo {
-    /// The shared set (by address) and hit limit the results are for.
-    key: Option<(usize, usize)>,
+pub struct ScanMemos {
+    memos: Vec<ScanMemo>,
+}
+
+impl ScanMemos {
+    /// The memo of `shared` for `text`, started afresh if it was for
+    /// another text.
+    fn for_text(&mut self, shared: &Arc<Shared>, text: &str) -> &mut ScanMemo {
+        let key = Arc::as_ptr(shared) as usize;
+        let slot = match self.memos.iter().position(|m| m.key == key) {
+            Some(slot) => slot,
+            None => {
+                self.memos.push(ScanMemo::new(key, shared));
+                self.memos.len() - 1
+            }
+        };
+        let memo = &mut self.memos[slot];
+        if memo.text != text || !memo.started {
+            memo.start(shared, text);
+        }
+        memo
+    }
+}
+
+/// One shared set's results on one text.
+#[derive(Debug)]
+struct ScanMemo {
+    /// The shared set (by address).
+    key: usize,
+    started: bool,
     text: String,
-    candidates: Option<PatternSet>,
-    /// Spans found by each candidate's exact regex, filled as asked.
-    found: std::collections::HashMap<usize, Vec<(usize, usize)>>,
+    /// Gated patterns whose required literal occurs.
+    gated: PatternSet,
+    /// Which sets of `Shared::set` were searched.
+    searched: Vec<bool>,
+    /// Set-searched patterns the searched sets reported.
+    searched_hits: PatternSet,
+    /// Spans found by each candidate's exact regex (by pattern and hit
+    /// limit), filled as asked.
+    found: std::collections::HashMap<(usize, usize), Vec<(usize, usize)>>,
+}
+
+impl ScanMemo {
+    fn new(key: usize, shared: &Shared) -> Self {
+        Self {
+            key,
+            started: false,
+            text: String::new(),
+            gated: PatternSet::new(shared.patterns.len()),
+            searched: vec![false; shared.set.chunks.len()],
+            searched_hits: PatternSet::new(shared.patterns.len()),
+            found: Default::default(),
+        }
+    }
+
+    fn start(&mut self, shared: &Shared, text: &str) {
+        self.started = true;
+        self.text.clear();
+        self.text.push_str(text);
+        self.gated.clear();
+        if let Some(gate) = &shared.gate {
+            gate.candidates(text, &mut self.gated);
+        }
+        self.searched.iter_mut().for_each(|s| *s = false);
+        self.searched_hits.clear();
+        self.found.clear();
+    }
 }
 
 impl Shared {
@@ -312,6 +404,7 @@ impl Shared {
     /// searched as sets, and builds both.
     fn new(patterns: Vec<String>, case_insensitive: bool) -> Result<Self, PatternSetError> {
         let hirs = parse_all(&patterns, case_insensitive)?;
+        let hirs_len = hirs.len();
         let mut gated: Vec<(usize, Vec<Vec<u8>>)> = Vec::new();
         let mut searched: Vec<(usize, Hir)> = Vec::new();
         let mut relaxed_gated = Vec::with_capacity(hirs.len());
@@ -327,8 +420,15 @@ impl Shared {
                 }
             }
         }
+        let mut chunk_of = vec![None; hirs_len];
+        for (position, (idx, _)) in searched.iter().enumerate() {
+            if let Some(slot) = chunk_of.get_mut(*idx) {
+                *slot = Some(position / SET_CHUNK);
+            }
+        }
         Ok(Self {
             set: ChunkedSet::from_hirs(searched)?,
+            chunk_of,
             relaxed: OnceLock::new(),
             gate: LiteralGate::new(gated),
             relaxed_gated,
@@ -338,42 +438,55 @@ impl Shared {
         })
     }
 
-    /// The patterns that may match `text` (a superset of those that do).
+    /// Searches the sets marked in `chunks` that `memo` has not searched
+    /// yet, adding the patterns they report to `memo.searched_hits`.
     ///
-    /// Gated patterns are candidates when one of their required literals
-    /// occurs. The others are asked of the sets: on ASCII text a Unicode
-    /// word boundary is an ASCII one, which the lazy DFA of `set` handles,
-    /// so the exact set answers. On any other text that DFA gives up at the
-    /// first non-ASCII byte and the search falls back to the PikeVM over
-    /// every pattern (about a second for 4 KB with the default policy); the
-    /// relaxed sets stay DFA scans and report a superset, which
-    /// [`PatternMatcher::scan`] narrows with exact regexes.
-    fn candidates(&self, text: &str) -> PatternSet {
-        let mut out = PatternSet::new(self.patterns.len());
-        if let Some(gate) = &self.gate {
-            gate.candidates(text, &mut out);
-        }
-        if text.is_ascii() {
-            self.set.which_match(text, &mut out);
-            return out;
-        }
-        // A gated pattern whose relaxed form (no Unicode word boundaries)
-        // does not match cannot match with them either.
-        let mut kept = PatternSet::new(self.patterns.len());
-        for id in out.iter() {
-            if self
-                .relaxed_gated_regex(id.as_usize())
-                .is_none_or(|r| r.is_match(text))
-            {
-                kept.insert(id);
+    /// On ASCII text a Unicode word boundary is an ASCII one, which the lazy
+    /// DFA of `set` handles, so the exact set answers. On any other text
+    /// that DFA gives up at the first non-ASCII byte and the search falls
+    /// back to the PikeVM over every pattern (about a second for 4 KB with
+    /// the default policy); the relaxed sets stay DFA scans and report a
+    /// superset, which the exact regexes narrow ([`Self::find`]).
+    fn search_sets(&self, text: &str, chunks: &[bool], memo: &mut ScanMemo) {
+        let sets = if text.is_ascii() {
+            &self.set
+        } else {
+            match self.relaxed.get_or_init(|| self.build_relaxed()) {
+                Some(relaxed) => relaxed,
+                None => &self.set,
+            }
+        };
+        for (chunk, wanted) in chunks.iter().enumerate() {
+            let Some(searched) = memo.searched.get_mut(chunk) else {
+                continue;
+            };
+            if *wanted && !*searched {
+                *searched = true;
+                sets.which_match_in(chunk, text, &mut memo.searched_hits);
             }
         }
-        let mut out = kept;
-        match self.relaxed.get_or_init(|| self.build_relaxed()) {
-            Some(relaxed) => relaxed.which_match(text, &mut out),
-            None => self.set.which_match(text, &mut out),
+    }
+
+    /// Spans of pattern `idx` in `text`, at most `max` of them. A gated
+    /// pattern with a Unicode word boundary is first checked on non-ASCII
+    /// text with its relaxed form (a DFA scan): where that does not match,
+    /// the exact regex, which would leave its lazy DFA for the PikeVM there,
+    /// cannot match either.
+    fn find(&self, idx: usize, text: &str, max: usize) -> Vec<(usize, usize)> {
+        if !text.is_ascii()
+            && self
+                .relaxed_gated_regex(idx)
+                .is_some_and(|r| !r.is_match(text))
+        {
+            return Vec::new();
         }
-        out
+        self.regex(idx).map_or_else(Vec::new, |regex| {
+            regex
+                .find_iter(text)
+                .take(max)
+                .map(|m| (m.start(), m.end()))
+                .collect()
+        })
     }
 
     /// The relaxed form of gated pattern `idx`, if it has one (see
@@ -453,14 +566,16 @@ impl ChunkedSet {
         self.ids.iter().copied()
     }
 
-    /// Adds the indices of the patterns that match `text` to `out`.
-    fn which_match(&self, text: &str, out: &mut PatternSet) {
-        for (chunk, set) in self.chunks.iter().enumerate() {
-            for id in set.which_match(text).iter() {
-                let idx = self.ids.get(chunk * SET_CHUNK + id.as_usize());
-                if let Some(id) = idx.and_then(|idx| PatternID::new(*idx).ok()) {
-                    out.insert(id);
-                }
+    /// Adds the indices of the patterns of set `chunk` that match `text` to
+    /// `out`.
+    fn which_match_in(&self, chunk: usize, text: &str, out: &mut PatternSet) {
+        let Some(set) = self.chunks.get(chunk) else {
+            return;
+        };
+        for id in set.which_match(text).iter() {
+            let idx = self.ids.get(chunk * SET_CHUNK + id.as_usize());
+            if let Some(id) = idx.and_then(|idx| PatternID::new(*idx).ok()) {
+                out.insert(id);
             }
         }
     }
@@ -801,10 +916,10 @@ mod tests {
         let b = vec![("a+".to_string(), 7), (r"\bc\b".to_string(), 8)];
         let shared = PatternMatcher::new_shared(vec![a.clone(), b.clone()], true).unwrap();
         let other = PatternMatcher::new(b.clone(), true).unwrap();
-        let mut memo = ScanMemo::default();
-        let with_memo = |m: &PatternMatcher, text: &str, memo: &mut ScanMemo| {
+        let mut memo = ScanMemos::default();
+        let with_memo = |m: &PatternMatcher, text: &str, memo: &mut ScanMemos| {
             let mut out = Vec::new();
-            m.scan_with_memo(text, 10, memo, |h| out.push(h));
+            m.scan_with_memo(text, 10, memo, |_| true, |h| out.push(h));
             out
         };
         for text in ["aa bb c", "aa bb c", "é c aaa", "bb", "aa bb c"] {

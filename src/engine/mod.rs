@@ -13,10 +13,12 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 use crate::detect::decode::{Encoding, decode_payloads};
-use crate::detect::normalize::{Normalized, normalize};
-use crate::detect::patterns::ScanMemo;
+use crate::detect::normalize::{Normalized, ObfuscationSigns, View, normalize};
+use crate::detect::patterns::ScanMemos;
 use crate::detect::validators::{iban_valid, luhn_valid};
-use crate::policy::{CompiledPolicy, Direction, Form, Role, SignalSource, Validator};
+use crate::policy::{
+    CompiledPolicy, CompiledRule, Direction, Form, FormMatchers, Role, SignalSource, Validator,
+};
 
 /// Most hits kept per form and matcher kind for one text; bounds the work on
 /// adversarial input (thousands of near-matches).
@@ -214,7 +216,14 @@ pub(crate) fn scan_text(
     payload: Option<&[Encoding]>,
 ) -> Vec<Fired> {
     let normalized = normalize(text);
-    let hits = collect_hits(policy, direction, text, &normalized);
+    let reads = |rule: &CompiledRule| {
+        let reads = match payload {
+            None => rule.reads_plain(),
+            Some(chain) => rule.reads_payload(chain),
+        };
+        reads && rule.sees(direction, role)
+    };
+    let hits = collect_hits(policy, direction, text, &normalized, &reads);
     let mut evidence = Evidence {
         hits,
         normalized: &normalized,
@@ -225,11 +234,7 @@ pub(crate) fn scan_text(
     };
     let mut fired = Vec::new();
     for rule in &policy.rules {
-        let reads = match payload {
-            None => rule.reads_plain(),
-            Some(chain) => rule.reads_payload(chain),
-        };
-        if !reads || !rule.sees(direction, role) {
+        if !reads(rule) {
             continue;
         }
         if let Some(outcome) = score::score_rule(policy, rule, &mut evidence) {
@@ -249,39 +254,72 @@ pub(crate) fn scan_text(
     fired
 }
 
+/// The hits of the signals that rules reading this text (`reads`) may
+/// need. Keywords and required literals are found first (Aho-Corasick
+/// passes); rules that cannot fire even if every pattern without a required
+/// literal matched are then left out, and only the patterns of the rules
+/// left are searched. The hits of those rules' signals are exactly what a
+/// search of every pattern would give them.
 fn collect_hits(
     policy: &CompiledPolicy,
     direction: Direction,
     text: &str,
     normalized: &Normalized,
+    reads: &dyn Fn(&CompiledRule) -> bool,
 ) -> Vec<Hit> {
-    let mut hits = Vec::new();
-    let mut memo = ScanMemo::default();
-    for (form, matchers) in policy.matchers.get(direction) {
-        let (view_text, view) = match form {
-            Form::Raw => (text, None),
+    let views: Vec<(&FormMatchers, &str, Option<&View>)> = policy
+        .matchers
+        .get(direction)
+        .iter()
+        .map(|(form, matchers)| match form {
+            Form::Raw => (matchers, text, None),
             Form::Normalized => (
+                matchers,
                 normalized.normalized.text.as_str(),
                 Some(&normalized.normalized),
             ),
             Form::Deobfuscated => (
+                matchers,
                 normalized.deobfuscated.text.as_str(),
                 Some(&normalized.deobfuscated),
             ),
-        };
-        let map = |start: usize, end: usize| match view {
-            Some(v) => v.original_range(start, end),
-            None => start..end,
-        };
+        })
+        .collect();
+    let map = |view: Option<&View>, start: usize, end: usize| match view {
+        Some(v) => v.original_range(start, end),
+        None => start..end,
+    };
+    let mut hits = Vec::new();
+    for (matchers, view_text, view) in &views {
         matchers.keywords.scan(view_text, MAX_HITS, |h| {
             hits.push(Hit {
                 signal: h.signal,
-                range: map(h.start, h.end),
+                range: map(*view, h.start, h.end),
             })
         });
+    }
+    let mut memos = ScanMemos::default();
+    let mut possible = vec![false; policy.signals.len()];
+    for hit in &hits {
+        if let Some(p) = possible.get_mut(hit.signal as usize) {
+            *p = true;
+        }
+    }
+    for (matchers, view_text, _) in &views {
         matchers
             .patterns
-            .scan_with_memo(view_text, MAX_HITS, &mut memo, |h| {
+            .possible_signals(view_text, &mut memos, |signal| {
+                if let Some(p) = possible.get_mut(signal as usize) {
+                    *p = true;
+                }
+            });
+    }
+    let needed = needed_signals(policy, reads, &normalized.signs, &possible);
+    let needed = |signal: u32| needed.get(signal as usize).copied().unwrap_or(false);
+    for (matchers, view_text, view) in &views {
+        matchers
+            .patterns
+            .scan_with_memo(view_text, MAX_HITS, &mut memos, needed, |h| {
                 if validator_accepts(
                     policy,
                     h.signal,
@@ -289,7 +327,7 @@ fn collect_hits(
                 ) {
                     hits.push(Hit {
                         signal: h.signal,
-                        range: map(h.start, h.end),
+                        range: map(*view, h.start, h.end),
                     });
                 }
             });
@@ -297,6 +335,31 @@ fn collect_hits(
     // Full key: equal keys are identical hits, so the unstable sort is deterministic.
     hits.sort_unstable_by_key(|h| (h.signal, h.range.start, h.range.end));
     hits
+}
+
+/// For each signal, whether a rule that reads the text and may fire (given
+/// the signals `possible` says may have hits) reads its hits.
+fn needed_signals(
+    policy: &CompiledPolicy,
+    reads: &dyn Fn(&CompiledRule) -> bool,
+    signs: &ObfuscationSigns,
+    possible: &[bool],
+) -> Vec<bool> {
+    let mut needed = vec![false; policy.signals.len()];
+    let may_have_hits = |signal: u32| possible.get(signal as usize).copied().unwrap_or(false);
+    for rule in policy.rules.iter().filter(|r| reads(r)) {
+        if !score::may_fire(policy, rule, signs, may_have_hits) {
+            continue;
+        }
+        for signal in rule.signals.iter().filter_map(|s| policy.signal(*s)) {
+            if let SignalSource::Matches { hits_from, .. } = signal.source
+                && let Some(n) = needed.get_mut(hits_from as usize)
+            {
+                *n = true;
+            }
+        }
+    }
+    needed
 }
 
 fn validator_accepts(policy: &CompiledPolicy, signal: u32, matched: &str) -> bool {

@@ -117,17 +117,35 @@ fn may_reach_threshold(
     rule: &CompiledRule,
     evidence: &Evidence<'_>,
 ) -> bool {
+    may_fire(policy, rule, &evidence.normalized.signs, |hits_from| {
+        !evidence.hits_of(hits_from).is_empty()
+    })
+}
+
+/// Whether `rule` can reach its threshold when the match signals for which
+/// `may_have_hits` (asked with the signal whose hits they read) is true
+/// are present and every classifier and adversarial-suffix signal is
+/// counted as matched. Given a superset of the hits a text has, a rule for
+/// which this is false cannot fire on it: the engine asks this before the
+/// costly pattern searches, with the signals that may have hits, to leave
+/// out the patterns only such rules read.
+pub(crate) fn may_fire(
+    policy: &CompiledPolicy,
+    rule: &CompiledRule,
+    signs: &ObfuscationSigns,
+    may_have_hits: impl Fn(u32) -> bool,
+) -> bool {
     let mut reachable = 0.0f32;
     for &signal_id in &rule.signals {
         let Some(signal) = policy.signal(signal_id) else {
             return false;
         };
         let possible = match &signal.source {
-            SignalSource::Matches { hits_from, .. } => !evidence.hits_of(*hits_from).is_empty(),
+            SignalSource::Matches { hits_from, .. } => may_have_hits(*hits_from),
             SignalSource::Classifier { .. } | SignalSource::AdversarialSuffix { .. } => true,
-            SignalSource::Obfuscation(signs) => signs
-                .iter()
-                .any(|s| sign_present(&evidence.normalized.signs, *s)),
+            SignalSource::Obfuscation(obfuscation) => {
+                obfuscation.iter().any(|s| sign_present(signs, *s))
+            }
         };
         if !possible && signal.required {
             return false;

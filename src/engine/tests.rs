@@ -312,3 +312,54 @@ rules:
     assert_eq!(finding.segment, 1);
     assert_eq!(finding.location, "messages[1].content");
 }
+
+/// Patterns are searched only for rules that may still fire once keywords
+/// and required literals are known; a rule whose required keyword is
+/// missing does not have its patterns searched, and a pattern shared with
+/// a rule that may fire still is, with the same hits.
+#[test]
+fn patterns_are_searched_only_for_rules_that_may_fire() {
+    let p = policy(
+        r#"
+version: 1
+name: liveness
+rules:
+  - id: thermite
+    threshold: 3
+    signals:
+      - {name: object, keywords: [thermite], weight: 2, required: true}
+      - {name: amount, regex: ['\b\d+ ?g\b']}
+    action: block
+  - id: aspirin
+    threshold: 3
+    signals:
+      - {name: object, keywords: [aspirin], weight: 2, required: true}
+      - {name: amount, regex: ['\b\d+ ?g\b']}
+    action: block
+"#,
+    );
+    let amount = p
+        .signals
+        .iter()
+        .position(|s| s.name.as_deref() == Some("amount"))
+        .expect("amount signal") as u32;
+    let needed_for = |text: &str| {
+        let normalized = normalize(text);
+        let reads = |rule: &CompiledRule| rule.sees(Direction::Input, Role::User);
+        let hits = collect_hits(&p, Direction::Input, text, &normalized, &reads);
+        hits.iter().any(|h| h.signal == amount)
+    };
+    assert!(!needed_for("mix 20 g of flour"), "no rule may fire");
+    assert!(
+        needed_for("take 2 g of aspirin"),
+        "the aspirin rule may fire"
+    );
+    check(
+        &p,
+        &[
+            ("mix 20 g of flour", &[]),
+            ("take 2 g of aspirin", &["aspirin"]),
+            ("40 g thermite", &["thermite"]),
+        ],
+    );
+}
