@@ -20,6 +20,25 @@ if auth ~= nil and auth ~= "" then
   wrk.headers["Authorization"] = auth
 end
 
+-- A body with "{{N}}" gets a new 10-digit number there in every request
+-- (per thread: thread ids keep threads apart), so no two prompts are the
+-- same text and no cache in front of the model can answer from memory.
+local template = wrk.body
+local counter = 0
+local threads_made = 0
+base = 0 -- set per thread by setup (a global, so thread:set reaches it)
+if string.find(template, "{{N}}", 1, true) then
+  setup = function(thread)
+    threads_made = threads_made + 1
+    thread:set("base", threads_made * 100000000)
+  end
+  request = function()
+    counter = counter + 1
+    local body = string.gsub(template, "{{N}}", string.format("%010d", base + counter), 1)
+    return wrk.format(nil, nil, nil, body)
+  end
+end
+
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(

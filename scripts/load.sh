@@ -212,7 +212,10 @@ body_file() { # size_kb stream -> path
     python3 - "$kb" "$stream" "$PROSE" >"$file" <<'EOF'
 import json, sys
 kb, stream, prose = int(sys.argv[1]), sys.argv[2] == "stream", sys.argv[3]
-prompt = (prose * (kb * 1024 // len(prose) + 1))[: kb * 1024]
+# "{{N}}" becomes a new number in every request (scripts/load.lua), so each
+# prompt is a text Palisade has not seen: its detection cache, which skips
+# texts already checked, is not what is measured.
+prompt = ("Request {{N}}. " + prose * (kb * 1024 // len(prose) + 1))[: kb * 1024]
 print(json.dumps({"model": "mock", "stream": stream, "messages": [
     {"role": "system", "content": "You are a concise travel assistant."},
     {"role": "user", "content": prompt}]}))

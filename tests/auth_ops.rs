@@ -384,3 +384,61 @@ async fn requests_beyond_the_concurrency_limit_are_shed_with_503() {
     assert_eq!(first.status, 200);
     assert_eq!(mock.count(), 1);
 }
+
+/// A chat client sends the whole conversation on every call: the texts
+/// already checked come from the detection cache (counted in /metrics), and
+/// the verdicts are those of a scan; with the cache off nothing is cached.
+#[tokio::test]
+async fn repeated_conversation_texts_come_from_the_detection_cache() {
+    let mock = MockUpstream::start().await;
+    mock.reply(Reply::chat("fine"));
+    let conversation = |last: &str| {
+        json!({"model": "gpt-4o-mini", "messages": [
+            {"role": "system", "content": "You are a helpful travel assistant."},
+            {"role": "user", "content": "Plan a day in Lisbon."},
+            {"role": "assistant", "content": "Start at the castle, then walk down to Alfama."},
+            {"role": "user", "content": last},
+        ]})
+    };
+    let cached = |text: &str, result: &str| {
+        metric_value(
+            text,
+            "palisade_detection_cache_texts",
+            &[&format!("result=\"{result}\"")],
+        )
+    };
+
+    let proxy = Proxy::start(&basic_config(&mock.base_url()), &keyword_policy("error")).await;
+    assert_eq!(
+        proxy
+            .post("/v1/chat/completions", &conversation("And dinner?"))
+            .await
+            .status,
+        200
+    );
+    let blocked = proxy
+        .post("/v1/chat/completions", &conversation("say forbidden-word"))
+        .await;
+    assert_eq!(blocked.status, 400, "{}", blocked.text());
+    let again = proxy
+        .post("/v1/chat/completions", &conversation("say forbidden-word"))
+        .await;
+    assert_eq!(again.status, 400, "a cached block is still a block");
+    let metrics = proxy.get("/metrics").await.text();
+    assert_eq!(cached(&metrics, "miss"), 5.0, "{metrics}");
+    assert_eq!(cached(&metrics, "hit"), 7.0, "{metrics}");
+
+    let off = format!("{}detection_cache_mb: 0\n", basic_config(&mock.base_url()));
+    let proxy = Proxy::start(&off, &keyword_policy("error")).await;
+    for _ in 0..2 {
+        proxy
+            .post("/v1/chat/completions", &conversation("And dinner?"))
+            .await;
+    }
+    let metrics = proxy.get("/metrics").await.text();
+    assert_eq!(
+        cached(&metrics, "hit") + cached(&metrics, "miss"),
+        0.0,
+        "{metrics}"
+    );
+}

@@ -57,6 +57,12 @@ pub struct Config {
     /// of an unbounded queue (0 = no limit).
     #[serde(default = "default_concurrency")]
     pub max_concurrent_requests: usize,
+    /// Memory for remembering what the policy found in texts already seen
+    /// (the system prompt and earlier turns that every chat call sends
+    /// again), in MiB per policy; 0 turns the cache off. Results are the
+    /// same with or without it.
+    #[serde(default = "default_detection_cache_mb")]
+    pub detection_cache_mb: usize,
     /// Seconds in-flight requests get to finish after SIGTERM.
     #[serde(default = "default_grace")]
     pub shutdown_grace_secs: u64,
@@ -200,6 +206,9 @@ fn default_open_paths() -> Vec<String> {
 fn default_reload_poll() -> u64 {
     2
 }
+fn default_detection_cache_mb() -> usize {
+    16
+}
 fn default_concurrency() -> usize {
     4096
 }
@@ -244,6 +253,11 @@ fn default_read_timeout() -> u64 {
 }
 
 impl Config {
+    /// `detection_cache_mb` in bytes.
+    pub fn detection_cache_bytes(&self) -> usize {
+        self.detection_cache_mb.saturating_mul(1024 * 1024)
+    }
+
     /// The configuration used when there is no file: the default policy and
     /// one upstream taken from the environment (or OpenAI).
     pub fn builtin_default() -> Self {
@@ -265,6 +279,7 @@ impl Config {
             reload_poll_secs: default_reload_poll(),
             shutdown_grace_secs: default_grace(),
             max_concurrent_requests: default_concurrency(),
+            detection_cache_mb: default_detection_cache_mb(),
             max_header_bytes: default_max_header_bytes(),
             header_read_timeout_secs: default_header_read_timeout(),
             request_body_timeout_secs: default_request_body_timeout(),

@@ -4,9 +4,11 @@
 //! It is pure: no HTTP, no I/O. The proxy extracts [`Segment`]s from the wire
 //! format, calls [`evaluate`], and acts on the verdict.
 
+mod cache;
 mod decision;
 mod score;
 
+pub use cache::{CacheStats, SegmentCache};
 pub use decision::{Decision, Finding, Verdict, apply_redactions};
 
 use std::borrow::Cow;
@@ -130,49 +132,83 @@ pub fn evaluate(
     direction: Direction,
     segments: &[Segment<'_>],
 ) -> Decision {
+    evaluate_with(policy, direction, segments, |segment| {
+        scan_segment(policy, direction, segment)
+    })
+}
+
+/// [`evaluate`], answering texts seen before from `cache` (which must be
+/// used with this one policy only: it does not know which policy filled
+/// it). The decision is the same as [`evaluate`]'s.
+pub fn evaluate_cached(
+    policy: &CompiledPolicy,
+    cache: &SegmentCache,
+    direction: Direction,
+    segments: &[Segment<'_>],
+) -> Decision {
+    evaluate_with(policy, direction, segments, |segment| {
+        cache.get_or_scan(direction, segment.role, &segment.text, || {
+            scan_segment(policy, direction, segment)
+        })
+    })
+}
+
+fn evaluate_with(
+    policy: &CompiledPolicy,
+    direction: Direction,
+    segments: &[Segment<'_>],
+    mut found_in: impl FnMut(&Segment<'_>) -> cache::Found,
+) -> Decision {
     let mut findings = Vec::new();
     for (index, segment) in segments.iter().enumerate() {
         if !policy.rules.iter().any(|r| r.sees(direction, segment.role)) {
             continue;
         }
-        scan_segment(policy, direction, index, segment, &mut findings);
+        for (fired, decoded) in found_in(segment) {
+            findings.push(fired.into_finding(index, &segment.location, decoded));
+        }
     }
     decide(policy, findings)
 }
 
+/// The rules that fire on one segment's text and on the payloads decoded
+/// from it, each with its decoding chain (`None` for the text itself).
 fn scan_segment(
     policy: &CompiledPolicy,
     direction: Direction,
-    index: usize,
     segment: &Segment<'_>,
-    out: &mut Vec<Finding>,
-) {
+) -> cache::Found {
     let text: &str = &segment.text;
-    for found in scan_text(policy, direction, segment.role, text, None) {
-        out.push(found.into_finding(index, &segment.location, None));
-    }
-    let Some(limits) = &policy.decode else { return };
+    let mut out: cache::Found = scan_text(policy, direction, segment.role, text, None)
+        .into_iter()
+        .map(|fired| (fired, None))
+        .collect();
+    let Some(limits) = &policy.decode else {
+        return out;
+    };
     if !policy
         .rules
         .iter()
         .any(|r| r.reads_payloads() && r.sees(direction, segment.role))
     {
-        return;
+        return out;
     }
     for payload in decode_payloads(text, limits) {
         let names: Vec<&str> = payload.chain.iter().map(|e| e.as_str()).collect();
         let names = names.join(">");
         let chain = Some(payload.chain.as_slice());
-        for mut found in scan_text(policy, direction, segment.role, &payload.text, chain) {
+        for mut fired in scan_text(policy, direction, segment.role, &payload.text, chain) {
             // Offsets inside decoded text mean nothing to the client: point at the payload.
-            found.span = payload.span.clone();
-            found.redact_spans = vec![payload.span.clone()];
-            out.push(found.into_finding(index, &segment.location, Some(names.clone())));
+            fired.span = payload.span.clone();
+            fired.redact_spans = vec![payload.span.clone()];
+            out.push((fired, Some(names.clone())));
         }
     }
+    out
 }
 
 /// A rule that fired on one text, before it is tied to a segment.
+#[derive(Debug, Clone)]
 pub(crate) struct Fired {
     pub score: f32,
     pub span: Range<usize>,

@@ -9,7 +9,9 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::detect::leak::{LeakDetector, LeakKind};
-use crate::engine::{Decision, Finding, Verdict, apply_redactions, evaluate};
+use crate::engine::{
+    Decision, Finding, SegmentCache, Verdict, apply_redactions, evaluate, evaluate_cached,
+};
 use crate::error::ApiError;
 use crate::openai::extract::{self, Located, Place};
 use crate::openai::refusal::CONTENT_FILTER;
@@ -83,12 +85,16 @@ struct Checked {
 
 fn decide_located(
     policy: &CompiledPolicy,
+    cache: Option<&SegmentCache>,
     direction: Direction,
     located: &[Located<'_>],
     capture: Capture,
 ) -> Checked {
     let segments: Vec<_> = located.iter().map(|(s, _)| s.clone()).collect();
-    let decision = evaluate(policy, direction, &segments);
+    let decision = match cache {
+        Some(cache) => evaluate_cached(policy, cache, direction, &segments),
+        None => evaluate(policy, direction, &segments),
+    };
     let texts = if capture.texts {
         segments
             .iter()
@@ -122,6 +128,7 @@ fn serialize<T: Serialize>(value: &T) -> Result<Bytes, ApiError> {
 /// Input check of a chat request.
 pub fn check_chat_request(
     policy: &CompiledPolicy,
+    cache: Option<&SegmentCache>,
     mut request: ChatRequest,
     raw: Bytes,
     capture: Capture,
@@ -132,6 +139,7 @@ pub fn check_chat_request(
         texts,
     } = decide_located(
         policy,
+        cache,
         Direction::Input,
         &extract::chat_segments(&request),
         capture,
@@ -273,6 +281,7 @@ fn system_message(text: &str) -> ChatMessage {
 /// message to add here, so it is treated as `block`).
 pub fn check_completion_request(
     policy: &CompiledPolicy,
+    cache: Option<&SegmentCache>,
     mut request: CompletionRequest,
     raw: Bytes,
     capture: Capture,
@@ -283,6 +292,7 @@ pub fn check_completion_request(
         texts,
     } = decide_located(
         policy,
+        cache,
         Direction::Input,
         &extract::completion_segments(&request),
         capture,
@@ -307,6 +317,7 @@ pub fn check_completion_request(
 /// Input check of an embeddings request (`steer` is treated as `block`).
 pub fn check_embedding_request(
     policy: &CompiledPolicy,
+    cache: Option<&SegmentCache>,
     mut request: EmbeddingRequest,
     raw: Bytes,
     capture: Capture,
@@ -317,6 +328,7 @@ pub fn check_embedding_request(
         texts,
     } = decide_located(
         policy,
+        cache,
         Direction::Input,
         &extract::embedding_segments(&request),
         capture,
@@ -388,6 +400,7 @@ pub fn check_chat_response(
         texts,
     } = decide_located(
         policy,
+        None,
         Direction::Output,
         &extract::chat_response_segments(&response),
         capture,
@@ -463,6 +476,7 @@ pub fn check_completion_response(
         texts,
     } = decide_located(
         policy,
+        None,
         Direction::Output,
         &extract::completion_response_segments(&response),
         capture,

@@ -19,7 +19,7 @@ use super::state::ProxyState;
 use super::stream;
 use super::upstream::{UpstreamClient, response_headers};
 use crate::config::FailMode;
-use crate::engine::{Decision, Verdict};
+use crate::engine::{Decision, SegmentCache, Verdict};
 use crate::error::ApiError;
 use crate::openai::refusal;
 use crate::openai::types::{ChatRequest, CompletionRequest, EmbeddingRequest};
@@ -44,6 +44,9 @@ pub enum Endpoint {
 pub struct RequestContext {
     /// The policy for this request (kept even if a reload happens meanwhile).
     pub policy: Arc<CompiledPolicy>,
+    /// The detection cache of `policy` (`None`: caching is off, or the
+    /// policy was replaced while the request started).
+    pub cache: Option<Arc<SegmentCache>>,
     /// The authenticated proxy key, if any.
     pub key: Option<KeyIdentity>,
     /// `x-request-id`.
@@ -66,8 +69,10 @@ impl RequestContext {
             .unwrap_or("")
             .to_string();
         let policy = state.policy_for(key.as_ref(), Some(model), route);
+        let cache = state.cache_for(&policy);
         Self {
             policy,
+            cache,
             key,
             request_id,
             route,
@@ -186,7 +191,13 @@ pub async fn chat_completions(
     let raw = parsed.raw.clone();
     let capture = capture_of(&state);
     let check = guarded(&state, Direction::Input, || {
-        guard::check_chat_request(&ctx.policy, parsed.value, parsed.raw, capture)
+        guard::check_chat_request(
+            &ctx.policy,
+            ctx.cache.as_deref(),
+            parsed.value,
+            parsed.raw,
+            capture,
+        )
     })?;
     let (check, fail_open) = match check {
         Some(c) => (c, false),
@@ -228,7 +239,13 @@ pub async fn completions(
     let raw = parsed.raw.clone();
     let capture = capture_of(&state);
     let check = guarded(&state, Direction::Input, || {
-        guard::check_completion_request(&ctx.policy, parsed.value, parsed.raw, capture)
+        guard::check_completion_request(
+            &ctx.policy,
+            ctx.cache.as_deref(),
+            parsed.value,
+            parsed.raw,
+            capture,
+        )
     })?;
     let (check, fail_open) = match check {
         Some(c) => (c, false),
@@ -263,7 +280,13 @@ pub async fn embeddings(
     let raw = parsed.raw.clone();
     let capture = capture_of(&state);
     let check = guarded(&state, Direction::Input, || {
-        guard::check_embedding_request(&ctx.policy, parsed.value, parsed.raw, capture)
+        guard::check_embedding_request(
+            &ctx.policy,
+            ctx.cache.as_deref(),
+            parsed.value,
+            parsed.raw,
+            capture,
+        )
     })?;
     let (check, fail_open) = match check {
         Some(c) => (c, false),

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::engine::{CacheStats, SegmentCache};
 use crate::policy::{CompiledPolicy, PolicyError};
 
 /// All policies of one configuration.
@@ -16,6 +17,8 @@ pub struct Policies {
     pub default: Arc<CompiledPolicy>,
     /// Named policy sets.
     pub named: BTreeMap<String, Arc<CompiledPolicy>>,
+    /// The detection cache of each policy above (see [`Self::with_caches`]).
+    caches: Vec<(Arc<CompiledPolicy>, Arc<SegmentCache>)>,
 }
 
 impl Policies {
@@ -24,6 +27,7 @@ impl Policies {
         Self {
             default: Arc::new(policy),
             named: BTreeMap::new(),
+            caches: Vec::new(),
         }
     }
 
@@ -34,7 +38,11 @@ impl Policies {
         for (name, paths) in &config.policy_sets {
             named.insert(name.clone(), Arc::new(crate::policy::load(paths)?));
         }
-        Ok(Self { default, named })
+        Ok(Self {
+            default,
+            named,
+            caches: Vec::new(),
+        })
     }
 
     /// Every policy in shadow mode (the configuration's `monitor: true`).
@@ -51,7 +59,43 @@ impl Policies {
                 .into_iter()
                 .map(|(k, v)| (k, shadow(v)))
                 .collect(),
+            caches: Vec::new(),
         }
+    }
+
+    /// Gives each policy a fresh detection cache of `budget_bytes` (0: no
+    /// cache). A cache belongs to the exact policy it was made for, so a
+    /// reloaded or changed policy always starts with an empty one.
+    pub fn with_caches(mut self, budget_bytes: usize) -> Self {
+        self.caches = if budget_bytes == 0 {
+            Vec::new()
+        } else {
+            std::iter::once(&self.default)
+                .chain(self.named.values())
+                .map(|p| (p.clone(), Arc::new(SegmentCache::new(budget_bytes))))
+                .collect()
+        };
+        self
+    }
+
+    /// Hits and misses of every detection cache, and the bytes they hold.
+    pub fn cache_totals(&self) -> (CacheStats, usize) {
+        self.caches
+            .iter()
+            .fold((CacheStats::default(), 0), |(mut stats, bytes), (_, c)| {
+                let s = c.stats();
+                stats.hits += s.hits;
+                stats.misses += s.misses;
+                (stats, bytes + c.held_bytes())
+            })
+    }
+
+    /// The detection cache made for `policy` (this very `Arc`), if any.
+    pub fn cache_for(&self, policy: &Arc<CompiledPolicy>) -> Option<Arc<SegmentCache>> {
+        self.caches
+            .iter()
+            .find(|(p, _)| Arc::ptr_eq(p, policy))
+            .map(|(_, cache)| cache.clone())
     }
 
     /// The policy called `name`, or the default.

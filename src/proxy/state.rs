@@ -5,6 +5,7 @@
 use std::sync::{Arc, RwLock};
 
 use crate::config::Config;
+use crate::engine::SegmentCache;
 use crate::error::ApiError;
 use crate::policy::CompiledPolicy;
 use crate::telemetry::audit::{AuditLog, AuditSink};
@@ -86,6 +87,7 @@ impl ProxyState {
         if config.monitor {
             policies = policies.into_monitor();
         }
+        let policies = policies.with_caches(config.detection_cache_bytes());
         let config_limit = config.max_concurrent_requests;
         Ok(Self(Arc::new(StateInner {
             config: Arc::new(config),
@@ -126,6 +128,12 @@ impl ProxyState {
         self.policies().get(name.as_deref())
     }
 
+    /// The detection cache of `policy`, if it is still in force and caching
+    /// is on.
+    pub fn cache_for(&self, policy: &Arc<CompiledPolicy>) -> Option<Arc<SegmentCache>> {
+        self.policies().cache_for(policy)
+    }
+
     /// Replaces every policy atomically for new requests.
     pub fn swap_policies(&self, policies: Policies) {
         let policies = if self.config.monitor {
@@ -133,7 +141,7 @@ impl ProxyState {
         } else {
             policies
         };
-        let new = Arc::new(policies);
+        let new = Arc::new(policies.with_caches(self.config.detection_cache_bytes()));
         match self.policies.write() {
             Ok(mut guard) => *guard = new,
             Err(poisoned) => *poisoned.into_inner() = new,

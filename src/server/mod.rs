@@ -69,6 +69,10 @@ async fn readyz(State(state): State<ProxyState>) -> Response {
 
 /// Prometheus exposition.
 async fn metrics(State(state): State<ProxyState>) -> Response {
+    let (stats, bytes) = state.policies().cache_totals();
+    state
+        .metrics
+        .set_detection_cache(stats.hits, stats.misses, bytes);
     let mut response = state.metrics.encode().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

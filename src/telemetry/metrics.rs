@@ -4,6 +4,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -73,6 +74,10 @@ pub struct Metrics {
     pub fail_open: Counter,
     /// Requests rejected because of an internal error with `fail_mode: closed`.
     pub fail_closed: Counter,
+    /// Detection cache figures since the policies were loaded, set when
+    /// metrics are scraped (see [`Metrics::set_detection_cache`]).
+    detection_cache: Family<ResultLabels, Gauge>,
+    detection_cache_bytes: Gauge,
 }
 
 impl Default for Metrics {
@@ -135,8 +140,22 @@ impl Metrics {
             "Requests refused after an internal error (fail_mode: closed)",
             fail_closed.clone(),
         );
+        let detection_cache = Family::<ResultLabels, Gauge>::default();
+        registry.register(
+            "detection_cache_texts",
+            "Texts answered from the detection cache (hit) or scanned (miss) since the policies were loaded",
+            detection_cache.clone(),
+        );
+        let detection_cache_bytes = Gauge::default();
+        registry.register(
+            "detection_cache_bytes",
+            "Bytes the detection caches hold",
+            detection_cache_bytes.clone(),
+        );
         Self {
             registry,
+            detection_cache,
+            detection_cache_bytes,
             requests,
             decisions,
             scan_seconds,
@@ -155,6 +174,20 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+
+    /// Sets the detection cache figures (summed over the policies in force).
+    pub fn set_detection_cache(&self, hits: u64, misses: u64, bytes: usize) {
+        let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        for (result, n) in [("hit", hits), ("miss", misses)] {
+            self.detection_cache
+                .get_or_create(&ResultLabels {
+                    result: result.into(),
+                })
+                .set(clamp(n));
+        }
+        self.detection_cache_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     /// Counts a reload.
