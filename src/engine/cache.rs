@@ -218,7 +218,7 @@ mod tests {
         Fired {
             score: 1.0,
             span: start..start + 3,
-            redact_spans: vec![start..start + 3],
+            redact_spans: std::iter::once(start..start + 3).collect(),
             action: Action::Block,
             direction: Direction::Input,
             policy_rule_id: rule.into(),
