@@ -14,7 +14,7 @@ usage() {
   cat <<'EOF'
 usage: scripts/load.sh [--duration SECS] [--warmup SECS] [--connections "1 32"]
                        [--sizes "1 16"] [--chunks N] [--rounds N] [--wrk-threads N]
-                       [--litellm] [--no-build] [--keep DIR]
+                       [--conversation] [--litellm] [--no-build] [--keep DIR]
        scripts/load.sh --in-process [REQUESTS]   (the older in-process generator)
 
   --duration SECS     measured time per row (default 10)
@@ -25,6 +25,11 @@ usage: scripts/load.sh [--duration SECS] [--warmup SECS] [--connections "1 32"]
   --rounds N          repeat the whole set N times; the table shows medians
                       and the req/s range (default 1)
   --wrk-threads N     wrk threads (default 1; never more than the connections)
+  --conversation      each request is a chat with a 4 KB system prompt and
+                      four earlier turns (what chat clients resend on every
+                      call) before the new user message of each size; adds
+                      a row for the default policy with its detection cache
+                      off (detection_cache_mb: 0)
   --litellm           also measure LiteLLM's proxy in front of the same mock
                       (installs litellm[proxy] into target/litellm-venv)
   --no-build          use the release binaries already in target/release
@@ -44,6 +49,7 @@ CHUNKS=16
 WRK_THREADS=1
 ROUNDS=1
 LITELLM=0
+CONVERSATION=0
 BUILD=1
 KEEP=""
 while [[ $# -gt 0 ]]; do
@@ -56,6 +62,7 @@ while [[ $# -gt 0 ]]; do
     --wrk-threads) WRK_THREADS=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
     --litellm) LITELLM=1; shift ;;
+    --conversation) CONVERSATION=1; shift ;;
     --no-build) BUILD=0; shift ;;
     --keep) KEEP=$2; shift 2 ;;
     --in-process) shift; exec cargo run --quiet --release --example load -- "$@" ;;
@@ -142,9 +149,10 @@ wait_ready "http://127.0.0.1:$PASS_PORT/healthz" 30 "$WORK/passthrough.log"
 # --- Palisade, empty and default policy ------------------------------------
 printf 'version: 1\nname: empty\nrules: []\n' >"$WORK/empty.yaml"
 
-# Starts `palisade serve` with policy file $2; sets PORT_OF_$1.
+# Starts `palisade serve` with policy file $2 and extra configuration lines
+# $3; sets PORT_OF_$1.
 start_palisade() {
-  local name=$1 policy=$2 port
+  local name=$1 policy=$2 extra=${3:-} port
   port=$(free_port)
   cat >"$WORK/palisade-$name.yaml" <<EOF
 listen: 127.0.0.1:$port
@@ -155,6 +163,7 @@ upstreams:
     default: true
 audit:
   sink: off
+$extra
 EOF
   env -u PALISADE_UPSTREAM_URL -u PALISADE_UPSTREAM_API_KEY -u PALISADE_LISTEN RUST_LOG=warn \
     "$PALISADE" serve --config "$WORK/palisade-$name.yaml" >"$WORK/palisade-$name.log" 2>&1 &
@@ -168,6 +177,11 @@ start_palisade default "$ROOT/policies/default.yaml"
 TARGETS=(direct "bare pass-through" "palisade, empty policy" "palisade, default policy")
 URLS=("$MOCK_URL" "http://127.0.0.1:$PASS_PORT/v1" "http://127.0.0.1:$PORT_OF_empty/v1"
   "http://127.0.0.1:$PORT_OF_default/v1")
+if [[ $CONVERSATION == 1 ]]; then
+  start_palisade nocache "$ROOT/policies/default.yaml" "detection_cache_mb: 0"
+  TARGETS+=("palisade, default policy, cache off")
+  URLS+=("http://127.0.0.1:$PORT_OF_nocache/v1")
+fi
 
 # --- LiteLLM (optional) ----------------------------------------------------
 if [[ $LITELLM == 1 ]]; then
@@ -209,16 +223,26 @@ a quiet evening with fado music and a morning at a market. "
 body_file() { # size_kb stream -> path
   local kb=$1 stream=$2 file="$WORK/body-$1k-$2.json"
   if [[ ! -f $file ]]; then
-    python3 - "$kb" "$stream" "$PROSE" >"$file" <<'EOF'
+    python3 - "$kb" "$stream" "$PROSE" "$CONVERSATION" >"$file" <<'EOF'
 import json, sys
 kb, stream, prose = int(sys.argv[1]), sys.argv[2] == "stream", sys.argv[3]
+conversation = sys.argv[4] == "1"
 # "{{N}}" becomes a new number in every request (scripts/load.lua), so each
 # prompt is a text Palisade has not seen: its detection cache, which skips
 # texts already checked, is not what is measured.
 prompt = ("Request {{N}}. " + prose * (kb * 1024 // len(prose) + 1))[: kb * 1024]
-print(json.dumps({"model": "mock", "stream": stream, "messages": [
-    {"role": "system", "content": "You are a concise travel assistant."},
-    {"role": "user", "content": prompt}]}))
+messages = [{"role": "system", "content": "You are a concise travel assistant."}]
+if conversation:
+    # A system prompt of 4 KB and four earlier turns of about 1 KB: the
+    # same in every request, as a chat client resends them.
+    rules = "Answer travel questions for our agency's customers. Be concise and friendly, " \
+        "quote prices in euros, prefer public transport and mention accessibility. "
+    messages = [{"role": "system", "content": (rules * 40)[:4096]}]
+    for turn in range(2):
+        messages.append({"role": "user", "content": "Earlier question %d: " % turn + prose[:1000]})
+        messages.append({"role": "assistant", "content": "Earlier answer %d: " % turn + prose[:1000]})
+messages.append({"role": "user", "content": prompt})
+print(json.dumps({"model": "mock", "stream": stream, "messages": messages}))
 EOF
   fi
   echo "$file"
