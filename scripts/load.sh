@@ -15,6 +15,7 @@ usage() {
 usage: scripts/load.sh [--duration SECS] [--warmup SECS] [--connections "1 32"]
                        [--sizes "1 16"] [--chunks N] [--rounds N] [--wrk-threads N]
                        [--conversation] [--litellm] [--no-build] [--keep DIR]
+                       [--compare BINARY] [--no-default-policy]
        scripts/load.sh --in-process [REQUESTS]   (the older in-process generator)
 
   --duration SECS     measured time per row (default 10)
@@ -32,7 +33,11 @@ usage: scripts/load.sh [--duration SECS] [--warmup SECS] [--connections "1 32"]
                       off (detection_cache_mb: 0)
   --litellm           also measure LiteLLM's proxy in front of the same mock
                       (installs litellm[proxy] into target/litellm-venv)
-  --no-build          use the release binaries already in target/release
+  --no-build          use the release binaries already built (in
+                      $CARGO_TARGET_DIR/release, else target/release)
+  --compare BINARY    also measure another palisade binary (e.g. a build of
+                      an older commit) with the empty policy, beside this one
+  --no-default-policy leave out the default-policy rows
   --keep DIR          keep configs, logs and raw wrk output in DIR
 Needs wrk (Debian/Ubuntu: apt-get install wrk), curl, jq and python3.
 EOF
@@ -52,6 +57,8 @@ LITELLM=0
 CONVERSATION=0
 BUILD=1
 KEEP=""
+COMPARE=""
+DEFAULT_POLICY=1
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
@@ -65,6 +72,8 @@ while [[ $# -gt 0 ]]; do
     --conversation) CONVERSATION=1; shift ;;
     --no-build) BUILD=0; shift ;;
     --keep) KEEP=$2; shift 2 ;;
+    --compare) COMPARE=$(realpath "$2"); shift 2 ;;
+    --no-default-policy) DEFAULT_POLICY=0; shift ;;
     --in-process) shift; exec cargo run --quiet --release --example load -- "$@" ;;
     -h|--help) usage; exit 0 ;;
     *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
@@ -81,9 +90,10 @@ done
 if [[ $BUILD == 1 ]]; then
   cargo build --quiet --release --bin palisade --example mock_upstream --example passthrough
 fi
-PALISADE=$ROOT/target/release/palisade
-MOCK=$ROOT/target/release/examples/mock_upstream
-PASSTHROUGH=$ROOT/target/release/examples/passthrough
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+PALISADE=$TARGET_DIR/release/palisade
+MOCK=$TARGET_DIR/release/examples/mock_upstream
+PASSTHROUGH=$TARGET_DIR/release/examples/passthrough
 
 if [[ -n $KEEP ]]; then
   mkdir -p "$KEEP"
@@ -149,10 +159,10 @@ wait_ready "http://127.0.0.1:$PASS_PORT/healthz" 30 "$WORK/passthrough.log"
 # --- Palisade, empty and default policy ------------------------------------
 printf 'version: 1\nname: empty\nrules: []\n' >"$WORK/empty.yaml"
 
-# Starts `palisade serve` with policy file $2 and extra configuration lines
-# $3; sets PORT_OF_$1.
+# Starts `palisade serve` (binary $3, default this build's) with policy
+# file $2 and extra configuration lines $4; sets PORT_OF_$1.
 start_palisade() {
-  local name=$1 policy=$2 extra=${3:-} port
+  local name=$1 policy=$2 binary=${3:-$PALISADE} extra=${4:-} port
   port=$(free_port)
   cat >"$WORK/palisade-$name.yaml" <<EOF
 listen: 127.0.0.1:$port
@@ -166,21 +176,30 @@ audit:
 $extra
 EOF
   env -u PALISADE_UPSTREAM_URL -u PALISADE_UPSTREAM_API_KEY -u PALISADE_LISTEN RUST_LOG=warn \
-    "$PALISADE" serve --config "$WORK/palisade-$name.yaml" >"$WORK/palisade-$name.log" 2>&1 &
+    "$binary" serve --config "$WORK/palisade-$name.yaml" >"$WORK/palisade-$name.log" 2>&1 &
   PIDS+=($!)
   wait_ready "http://127.0.0.1:$port/readyz" 60 "$WORK/palisade-$name.log"
   printf -v "PORT_OF_$name" '%s' "$port"
 }
+TARGETS=(direct "bare pass-through")
+URLS=("$MOCK_URL" "http://127.0.0.1:$PASS_PORT/v1")
+if [[ -n $COMPARE ]]; then
+  start_palisade compare "$WORK/empty.yaml" "$COMPARE"
+  TARGETS+=("palisade $(basename "$COMPARE"), empty policy")
+  URLS+=("http://127.0.0.1:$PORT_OF_compare/v1")
+fi
 start_palisade empty "$WORK/empty.yaml"
-start_palisade default "$ROOT/policies/default.yaml"
-
-TARGETS=(direct "bare pass-through" "palisade, empty policy" "palisade, default policy")
-URLS=("$MOCK_URL" "http://127.0.0.1:$PASS_PORT/v1" "http://127.0.0.1:$PORT_OF_empty/v1"
-  "http://127.0.0.1:$PORT_OF_default/v1")
-if [[ $CONVERSATION == 1 ]]; then
-  start_palisade nocache "$ROOT/policies/default.yaml" "detection_cache_mb: 0"
-  TARGETS+=("palisade, default policy, cache off")
-  URLS+=("http://127.0.0.1:$PORT_OF_nocache/v1")
+TARGETS+=("palisade, empty policy")
+URLS+=("http://127.0.0.1:$PORT_OF_empty/v1")
+if [[ $DEFAULT_POLICY == 1 ]]; then
+  start_palisade default "$ROOT/policies/default.yaml"
+  TARGETS+=("palisade, default policy")
+  URLS+=("http://127.0.0.1:$PORT_OF_default/v1")
+  if [[ $CONVERSATION == 1 ]]; then
+    start_palisade nocache "$ROOT/policies/default.yaml" "$PALISADE" "detection_cache_mb: 0"
+    TARGETS+=("palisade, default policy, cache off")
+    URLS+=("http://127.0.0.1:$PORT_OF_nocache/v1")
+  fi
 fi
 
 # --- LiteLLM (optional) ----------------------------------------------------

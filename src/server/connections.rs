@@ -39,6 +39,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt as _;
 
 use super::idle::{self, Activity, IdleClose};
+use super::poll_again::PollAgain;
 use super::write_timeout::WriteTimeout;
 use crate::config::Config;
 
@@ -99,12 +100,14 @@ pub async fn run(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY on a client connection");
         }
-        tokio::spawn(serve_connection(
+        // The handlers run in the connection's task; see `poll_again` for
+        // why its self-wakes are polled at once instead of yielding.
+        tokio::spawn(PollAgain::new(serve_connection(
             tcp,
             app.clone(),
             limits,
             graceful.watcher(),
-        ));
+        )));
     }
     drop(listener);
     match tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await {
