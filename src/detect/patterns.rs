@@ -266,11 +266,8 @@ impl PatternMatcher {
         let Some(shared) = &self.shared else { return };
         let memo = memos.for_text(shared, text);
         for (idx, signal) in &self.entries {
-            let possible = match shared.chunk_of.get(*idx).copied().flatten() {
-                Some(_) => true,
-                None => PatternID::new(*idx).is_ok_and(|id| memo.gated.contains(id)),
-            };
-            if possible {
+            let set_searched = shared.chunk_of.get(*idx).is_some_and(Option::is_some);
+            if set_searched || PatternID::new(*idx).is_ok_and(|id| memo.gated.contains(id)) {
                 mark(*signal);
             }
         }
@@ -342,12 +339,12 @@ impl ScanMemos {
         let slot = match self.memos.iter().position(|m| m.key == key) {
             Some(slot) => slot,
             None => {
-                self.memos.push(ScanMemo::new(key, shared));
+                self.memos.push(ScanMemo::new(key, shared, text));
                 self.memos.len() - 1
             }
         };
         let memo = &mut self.memos[slot];
-        if memo.text != text || !memo.started {
+        if memo.text != text {
             memo.start(shared, text);
         }
         memo
@@ -359,7 +356,6 @@ impl ScanMemos {
 struct ScanMemo {
     /// The shared set (by address).
     key: usize,
-    started: bool,
     text: String,
     /// Gated patterns whose required literal occurs.
     gated: PatternSet,
@@ -373,20 +369,22 @@ struct ScanMemo {
 }
 
 impl ScanMemo {
-    fn new(key: usize, shared: &Shared) -> Self {
-        Self {
+    /// A memo of `shared` started on `text`.
+    fn new(key: usize, shared: &Shared, text: &str) -> Self {
+        let mut memo = Self {
             key,
-            started: false,
             text: String::new(),
             gated: PatternSet::new(shared.patterns.len()),
             searched: vec![false; shared.set.chunks.len()],
             searched_hits: PatternSet::new(shared.patterns.len()),
             found: Default::default(),
-        }
+        };
+        memo.start(shared, text);
+        memo
     }
 
+    /// Forgets the previous text and finds the required literals of `text`.
     fn start(&mut self, shared: &Shared, text: &str) {
-        self.started = true;
         self.text.clear();
         self.text.push_str(text);
         self.gated.clear();
