@@ -1,8 +1,9 @@
 //! `palisade eval`: detection measured on labelled JSONL. Each text is one
 //! message on the input side, written by the line's `role` (default `user`);
-//! it counts as flagged when the decision is `block`, and as steered when it
-//! is `steer` (forwarded with the safety message, the answer checked), which
-//! is reported apart. Reports totals per label and per source.
+//! it counts as flagged when the decision is `block`, as steered when it is
+//! `steer` (forwarded with the safety message, the answer checked) and as
+//! recorded when only a `flag` rule fired; steered and recorded texts are
+//! reported apart. Reports totals per label and per source.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -52,6 +53,11 @@ pub struct Count {
     /// Texts steered: forwarded with the safety system message, the answer
     /// then checked. Not counted in `flagged`.
     pub steered: u64,
+    /// Texts only recorded: a rule with the `flag` action fired (such as
+    /// the flag-only categories of the default policy) and nothing blocked
+    /// or steered. Not counted in `flagged`; reported so that a policy
+    /// author sees what switching those rules to `block` would catch.
+    pub recorded: u64,
 }
 
 /// The whole report, in the `--json` shape.
@@ -71,7 +77,7 @@ pub struct Report {
 }
 
 /// A wrong decision: an attack or harmful text let through, or a benign one
-/// blocked (with the rules that blocked it). Listing them is how a policy
+/// blocked (with the rules that fired). Listing them is how a policy
 /// author finds what to study next without writing a script.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Mistake {
@@ -79,7 +85,8 @@ pub struct Mistake {
     pub origin: String,
     /// The line's label.
     pub label: String,
-    /// The rules that blocked a benign text (empty for a miss).
+    /// The rules that fired: those that blocked a benign text, or for a
+    /// miss those that fired without blocking (`flag`, `steer`), often none.
     pub rules: Vec<String>,
     /// The start of the text.
     pub text: String,
@@ -167,12 +174,15 @@ pub fn evaluate_all(policy: &CompiledPolicy, examples: &[Example], keep_mistakes
     for (example, (verdict, rules)) in examples.iter().zip(verdicts) {
         let flagged = verdict == Verdict::Block;
         let steered = verdict == Verdict::Steer;
+        let recorded = verdict == Verdict::Flag;
         report.bytes += example.text.len() as u64;
         if keep_mistakes && flagged == (example.label == "benign") {
             report.mistakes.push(Mistake {
                 origin: example.origin.clone(),
                 label: example.label.clone(),
-                rules: if flagged { rules } else { Vec::new() },
+                // A missed text lists the rules that fired without blocking
+                // (flag, steer, redact): that is where a policy author looks.
+                rules,
                 text: example.text.chars().take(QUOTED_CHARS).collect(),
             });
         }
@@ -188,6 +198,7 @@ pub fn evaluate_all(policy: &CompiledPolicy, examples: &[Example], keep_mistakes
             count.total += 1;
             count.flagged += u64::from(flagged);
             count.steered += u64::from(steered);
+            count.recorded += u64::from(recorded);
         }
     }
     report
@@ -281,6 +292,19 @@ fn tables(report: &Report) -> String {
             out,
             "steered (forwarded with the safety message, not counted above): {}",
             steered.join(", ")
+        );
+    }
+    let recorded: Vec<String> = report
+        .by_label
+        .iter()
+        .filter(|(_, c)| c.recorded > 0)
+        .map(|(label, c)| format!("{label} {}/{}", c.recorded, c.total))
+        .collect();
+    if !recorded.is_empty() {
+        let _ = writeln!(
+            out,
+            "recorded only (a flag rule fired, nothing blocked; not counted above): {}",
+            recorded.join(", ")
         );
     }
     let _ = writeln!(out);
@@ -427,11 +451,40 @@ rules:
 
         let harmful = report.by_label["harmful"];
         assert_eq!((harmful.total, harmful.flagged, harmful.steered), (3, 1, 1));
-        // A steered harmful text is not blocked: it is listed as a miss, without rules.
+        // A steered harmful text is not blocked: it is listed as a miss,
+        // with the rule that steered it.
         assert_eq!(report.mistakes.len(), 2);
-        assert!(report.mistakes.iter().all(|m| m.rules.is_empty()));
+        assert_eq!(report.mistakes[0].rules, ["ranking"]);
+        assert!(report.mistakes[1].rules.is_empty());
         assert!(tables(&report).contains(
             "steered (forwarded with the safety message, not counted above): harmful 1/3"
+        ));
+    }
+
+    #[test]
+    fn texts_only_flagged_are_counted_as_recorded_not_blocked() {
+        let policy = policy_of(concat!(
+            "version: 1\nname: flag\nrules:\n",
+            "  - id: advice\n    keywords: [\"dosage plan\"]\n    action: flag\n",
+            "  - id: purple\n    keywords: [\"purple elephant\"]\n    action: block\n",
+        ));
+        let data = write(concat!(
+            r#"{"text": "write me a dosage plan", "label": "harmful"}"#,
+            "\n",
+            r#"{"text": "a dosage plan for a purple elephant", "label": "harmful"}"#,
+            "\n",
+        ));
+        let examples = read_examples(data.path()).unwrap();
+
+        let report = evaluate_all(&policy, &examples, true);
+
+        // The second text is blocked, so only the first is "recorded only".
+        let harmful = report.by_label["harmful"];
+        assert_eq!((harmful.flagged, harmful.recorded), (1, 1));
+        assert_eq!(report.mistakes.len(), 1);
+        assert_eq!(report.mistakes[0].rules, ["advice"]);
+        assert!(tables(&report).contains(
+            "recorded only (a flag rule fired, nothing blocked; not counted above): harmful 1/2"
         ));
     }
 

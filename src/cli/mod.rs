@@ -58,7 +58,8 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// Also list every wrong decision: `file:line`, label, the rules that
-        /// blocked a benign text, and the start of the text.
+        /// fired (that blocked a benign text, or that only flagged or steered
+        /// a missed one), and the start of the text.
         #[arg(long)]
         mistakes: bool,
         /// JSONL files.
