@@ -259,18 +259,54 @@ impl PatternMatcher {
 
     /// Calls `mark` with every signal of this form that may have a hit in
     /// `text`: those with a pattern whose required literal occurs, and those
-    /// with a pattern that has no required literal (only a set search could
-    /// tell, and that is what this is asked to avoid). Costs one
-    /// Aho-Corasick pass, kept in `memos` for the scan that follows.
+    /// with a pattern without a required literal whose set was not searched
+    /// yet (only a set search could tell) or reported it. The first call for
+    /// a text costs one Aho-Corasick pass, kept in `memos` for what follows.
     pub fn possible_signals(&self, text: &str, memos: &mut ScanMemos, mut mark: impl FnMut(u32)) {
         let Some(shared) = &self.shared else { return };
         let memo = memos.for_text(shared, text);
         for (idx, signal) in &self.entries {
-            let set_searched = shared.chunk_of.get(*idx).is_some_and(Option::is_some);
-            if set_searched || PatternID::new(*idx).is_ok_and(|id| memo.gated.contains(id)) {
+            let Ok(id) = PatternID::new(*idx) else {
+                continue;
+            };
+            let set_possible = match shared.chunk_of.get(*idx) {
+                Some(Some(chunk)) => {
+                    !memo.searched.get(*chunk).copied().unwrap_or(false)
+                        || memo.searched_hits.contains(id)
+                }
+                _ => false,
+            };
+            if set_possible || memo.gated.contains(id) {
                 mark(*signal);
             }
         }
+    }
+
+    /// Searches one set, not yet searched for `text`, that holds a pattern
+    /// of a signal `needed` accepts (the first such in pattern order), and
+    /// keeps what it reported in `memos`; `false` if there is none left.
+    /// Searching set by set lets the caller drop the rules a search rules
+    /// out before the next one.
+    pub fn search_next_set(
+        &self,
+        text: &str,
+        memos: &mut ScanMemos,
+        needed: impl Fn(u32) -> bool,
+    ) -> bool {
+        let Some(shared) = &self.shared else {
+            return false;
+        };
+        let memo = memos.for_text(shared, text);
+        for (idx, signal) in &self.entries {
+            if let Some(Some(chunk)) = shared.chunk_of.get(*idx)
+                && !memo.searched.get(*chunk).copied().unwrap_or(true)
+                && needed(*signal)
+            {
+                shared.search_chunk(text, *chunk, memo);
+                return true;
+            }
+        }
+        false
     }
 
     /// [`Self::scan`] for the signals `needed` accepts only: a set of
@@ -332,22 +368,23 @@ pub struct ScanMemos {
 }
 
 impl ScanMemos {
-    /// The memo of `shared` for `text`, started afresh if it was for
-    /// another text.
+    /// The memo of `shared` for `text`, made if there is none yet. The
+    /// normalised and deobfuscated forms share a set and often differ, so
+    /// one set may have a memo for each.
     fn for_text(&mut self, shared: &Arc<Shared>, text: &str) -> &mut ScanMemo {
         let key = Arc::as_ptr(shared) as usize;
-        let slot = match self.memos.iter().position(|m| m.key == key) {
+        let slot = match self
+            .memos
+            .iter()
+            .position(|m| m.key == key && m.text == text)
+        {
             Some(slot) => slot,
             None => {
                 self.memos.push(ScanMemo::new(key, shared, text));
                 self.memos.len() - 1
             }
         };
-        let memo = &mut self.memos[slot];
-        if memo.text != text {
-            memo.start(shared, text);
-        }
-        memo
+        &mut self.memos[slot]
     }
 }
 
@@ -446,6 +483,23 @@ impl Shared {
     /// the default policy); the relaxed sets stay DFA scans and report a
     /// superset, which the exact regexes narrow ([`Self::find`]).
     fn search_sets(&self, text: &str, chunks: &[bool], memo: &mut ScanMemo) {
+        for (chunk, wanted) in chunks.iter().enumerate() {
+            if *wanted {
+                self.search_chunk(text, chunk, memo);
+            }
+        }
+    }
+
+    /// Searches set `chunk` (of `set`, or of `relaxed` on non-ASCII text,
+    /// see [`Self::search_sets`]) unless `memo` says it was searched.
+    fn search_chunk(&self, text: &str, chunk: usize, memo: &mut ScanMemo) {
+        let Some(searched) = memo.searched.get_mut(chunk) else {
+            return;
+        };
+        if *searched {
+            return;
+        }
+        *searched = true;
         let sets = if text.is_ascii() {
             &self.set
         } else {
@@ -454,15 +508,7 @@ impl Shared {
                 None => &self.set,
             }
         };
-        for (chunk, wanted) in chunks.iter().enumerate() {
-            let Some(searched) = memo.searched.get_mut(chunk) else {
-                continue;
-            };
-            if *wanted && !*searched {
-                *searched = true;
-                sets.which_match_in(chunk, text, &mut memo.searched_hits);
-            }
-        }
+        sets.which_match_in(chunk, text, &mut memo.searched_hits);
     }
 
     /// Spans of pattern `idx` in `text`, at most `max` of them. A gated
@@ -1024,6 +1070,46 @@ mod tests {
             .collect()
     }
 
+    /// A set-searched signal is possible until its set is searched, then
+    /// only if the set reported it; a gated one only if its literal occurs.
+    /// The memos of two texts on one shared set are kept apart.
+    #[test]
+    fn possible_signals_narrow_as_sets_are_searched() {
+        let a = vec![
+            (r"\b\d+ ?g\b".to_string(), 1),
+            (r"\bthermite\b".to_string(), 2),
+        ];
+        let b = vec![(r"\b\d+ ?g\b".to_string(), 7)];
+        let m = PatternMatcher::new_shared(vec![a, b], true).unwrap();
+        let possible = |m: &PatternMatcher, text: &str, memos: &mut ScanMemos| {
+            let mut out = Vec::new();
+            m.possible_signals(text, memos, |s| out.push(s));
+            out
+        };
+        let mut memos = ScanMemos::default();
+        let (plain, amount) = ("thermite burns", "20 g thermite");
+        assert_eq!(possible(&m[0], plain, &mut memos), vec![1, 2]);
+        assert_eq!(possible(&m[1], amount, &mut memos), vec![7]);
+        assert!(m[0].search_next_set(plain, &mut memos, |s| s == 1));
+        assert!(
+            !m[0].search_next_set(plain, &mut memos, |_| true),
+            "all searched"
+        );
+        assert_eq!(possible(&m[0], plain, &mut memos), vec![2], "no amount");
+        assert_eq!(
+            possible(&m[1], amount, &mut memos),
+            vec![7],
+            "other text: not searched"
+        );
+        assert!(
+            !m[1].search_next_set(amount, &mut memos, |s| s != 7),
+            "not needed"
+        );
+        assert!(m[1].search_next_set(amount, &mut memos, |_| true));
+        assert_eq!(possible(&m[1], amount, &mut memos), vec![7]);
+        assert_eq!(possible(&m[0], amount, &mut memos), vec![1, 2]);
+    }
+
     #[test]
     fn warm_from_compiles_what_the_previous_matcher_used() {
         let patterns = vec![("alpha".to_string(), 0), ("beta".to_string(), 1)];
@@ -1043,7 +1129,9 @@ mod tests {
 
     #[test]
     fn warm_from_builds_the_relaxed_sets_if_the_previous_matcher_had() {
-        let patterns = vec![(r"\balpha\b".to_string(), 0)];
+        // No literal of 4 bytes: searched as a set, so the relaxed sets are
+        // built for the first non-ASCII text.
+        let patterns = vec![(r"\bal[a-z]?ha\b".to_string(), 0)];
         let old = PatternMatcher::new(patterns.clone(), true).unwrap();
         let relaxed_built =
             |m: &PatternMatcher| m.shared.as_ref().is_some_and(|s| s.relaxed.get().is_some());

@@ -293,9 +293,12 @@ pub(crate) fn scan_text(
 /// The hits of the signals that rules reading this text (`reads`) may
 /// need. Keywords and required literals are found first (Aho-Corasick
 /// passes); rules that cannot fire even if every pattern without a required
-/// literal matched are then left out, and only the patterns of the rules
-/// left are searched. The hits of those rules' signals are exactly what a
-/// search of every pattern would give them.
+/// literal matched are then left out. The sets of the patterns without a
+/// required literal are then searched one at a time, only while a rule
+/// that may still fire reads one of their patterns, and rules are left out
+/// again after each; only the regexes of the rules left are run for
+/// positions. The hits of those rules' signals are exactly what a search of
+/// every pattern would give them.
 fn collect_hits(
     policy: &CompiledPolicy,
     direction: Direction,
@@ -335,22 +338,36 @@ fn collect_hits(
         });
     }
     let mut memos = ScanMemos::default();
-    let mut possible = vec![false; policy.signals.len()];
+    let mut found_by_keywords = vec![false; policy.signals.len()];
     for hit in &hits {
-        if let Some(p) = possible.get_mut(hit.signal as usize) {
+        if let Some(p) = found_by_keywords.get_mut(hit.signal as usize) {
             *p = true;
         }
     }
-    for (matchers, view_text, _) in &views {
-        matchers
-            .patterns
-            .possible_signals(view_text, &mut memos, |signal| {
-                if let Some(p) = possible.get_mut(signal as usize) {
-                    *p = true;
-                }
-            });
-    }
-    let needed = needed_signals(policy, reads, &normalized.signs, &possible);
+    // Set by set: each search can rule out rules, and with them the sets
+    // only they needed. Every set holding a pattern of a needed signal is
+    // searched before the loop ends.
+    let needed = loop {
+        let mut possible = found_by_keywords.clone();
+        for (matchers, view_text, _) in &views {
+            matchers
+                .patterns
+                .possible_signals(view_text, &mut memos, |signal| {
+                    if let Some(p) = possible.get_mut(signal as usize) {
+                        *p = true;
+                    }
+                });
+        }
+        let needed = needed_signals(policy, reads, &normalized.signs, &possible);
+        let is_needed = |signal: u32| needed.get(signal as usize).copied().unwrap_or(false);
+        if !views.iter().any(|(matchers, view_text, _)| {
+            matchers
+                .patterns
+                .search_next_set(view_text, &mut memos, is_needed)
+        }) {
+            break needed;
+        }
+    };
     let needed = |signal: u32| needed.get(signal as usize).copied().unwrap_or(false);
     for (matchers, view_text, view) in &views {
         matchers

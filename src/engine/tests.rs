@@ -364,6 +364,51 @@ rules:
     );
 }
 
+/// After each set search the rules it ruled out are dropped: a rule that
+/// needs a pattern without a required literal (searched as a set) and one
+/// gated by its literal has the gated regex run only when the set search
+/// found the first, with the same results as before.
+#[test]
+fn a_set_search_that_finds_nothing_drops_the_rules_that_needed_it() {
+    let p = policy(
+        r#"
+version: 1
+name: iterative-liveness
+rules:
+  - id: thermite
+    threshold: 3
+    signals:
+      - {name: amount, regex: ['\b\d+ ?g\b'], required: true}
+      - {name: object, regex: ['\bthermite\b'], weight: 2}
+    action: block
+"#,
+    );
+    let object = p
+        .signals
+        .iter()
+        .position(|s| s.name.as_deref() == Some("object"))
+        .expect("object signal") as u32;
+    let object_searched = |text: &str| {
+        let normalized = normalize(text);
+        let reads = |rule: &CompiledRule| rule.sees(Direction::Input, Role::User);
+        let hits = collect_hits(&p, Direction::Input, text, &normalized, &reads);
+        hits.iter().any(|h| h.signal == object)
+    };
+    assert!(
+        !object_searched("thermite burns hot"),
+        "no amount: the rule cannot fire, its gated regex is not run"
+    );
+    assert!(object_searched("20 g of thermite"));
+    check(
+        &p,
+        &[
+            ("thermite burns hot", &[]),
+            ("20 g of thermite", &["thermite"]),
+            ("20 g of sugar", &[]),
+        ],
+    );
+}
+
 /// The cache answers a text seen before with exactly what a scan finds:
 /// plain and decoded findings, spans and the place of each segment.
 #[test]
