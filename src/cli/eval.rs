@@ -281,31 +281,26 @@ fn tables(report: &Report) -> String {
             describe(label)
         );
     }
-    let steered: Vec<String> = report
-        .by_label
-        .iter()
-        .filter(|(_, c)| c.steered > 0)
-        .map(|(label, c)| format!("{label} {}/{}", c.steered, c.total))
-        .collect();
-    if !steered.is_empty() {
-        let _ = writeln!(
-            out,
-            "steered (forwarded with the safety message, not counted above): {}",
-            steered.join(", ")
-        );
-    }
-    let recorded: Vec<String> = report
-        .by_label
-        .iter()
-        .filter(|(_, c)| c.recorded > 0)
-        .map(|(label, c)| format!("{label} {}/{}", c.recorded, c.total))
-        .collect();
-    if !recorded.is_empty() {
-        let _ = writeln!(
-            out,
-            "recorded only (a flag rule fired, nothing blocked; not counted above): {}",
-            recorded.join(", ")
-        );
+    let apart = [
+        (
+            "steered (forwarded with the safety message, not counted above)",
+            (|c: &Count| c.steered) as fn(&Count) -> u64,
+        ),
+        (
+            "recorded only (a flag rule fired, nothing blocked; not counted above)",
+            |c: &Count| c.recorded,
+        ),
+    ];
+    for (heading, count_of) in apart {
+        let parts: Vec<String> = report
+            .by_label
+            .iter()
+            .filter(|(_, c)| count_of(c) > 0)
+            .map(|(label, c)| format!("{label} {}/{}", count_of(c), c.total))
+            .collect();
+        if !parts.is_empty() {
+            let _ = writeln!(out, "{heading}: {}", parts.join(", "));
+        }
     }
     let _ = writeln!(out);
     let _ = writeln!(
