@@ -18,6 +18,7 @@ use crate::policy::{CompiledPolicy, CompiledRule, SignalSource};
 /// sources may still give each signal hits.
 pub(crate) struct Liveness<'p> {
     policy: &'p CompiledPolicy,
+    reads: &'p dyn Fn(&CompiledRule) -> bool,
     signs: &'p ObfuscationSigns,
     /// Per signal: how many sources may still give it hits (a keyword hit
     /// found counts one; so does each pattern entry of each form not yet
@@ -28,7 +29,9 @@ pub(crate) struct Liveness<'p> {
     /// Per signal: how many signals of live rules read its hits.
     needed: Vec<u32>,
     /// The rules reading each signal's hits: those of signal `s` are
-    /// `readers[readers_start[s]..readers_start[s + 1]]`.
+    /// `readers[readers_start[s]..readers_start[s + 1]]`. Built by the
+    /// first [`Self::settle`] that has a lost signal to look up: a short
+    /// text whose sets rule nothing out never needs it.
     readers_start: Vec<usize>,
     readers: Vec<usize>,
     /// Signals whose last possible source was ruled out since the last
@@ -41,13 +44,14 @@ impl<'p> Liveness<'p> {
     /// give it hits): the rules `reads` accepts that may fire are live.
     pub(crate) fn new(
         policy: &'p CompiledPolicy,
-        reads: &dyn Fn(&CompiledRule) -> bool,
+        reads: &'p dyn Fn(&CompiledRule) -> bool,
         signs: &'p ObfuscationSigns,
         possible: Vec<u32>,
     ) -> Self {
         let n = policy.signals.len();
         let mut out = Self {
             policy,
+            reads,
             signs,
             possible,
             live: vec![false; policy.rules.len()],
@@ -57,7 +61,6 @@ impl<'p> Liveness<'p> {
             lost: Vec::new(),
         };
         out.possible.resize(n, 0);
-        out.index_readers(reads);
         for (index, rule) in policy.rules.iter().enumerate() {
             if reads(rule) && out.may_fire(rule) {
                 out.set_live(index, true);
@@ -70,8 +73,8 @@ impl<'p> Liveness<'p> {
     /// per signal whose hits they read: counted first, then placed, so the
     /// index is three flat vectors (one per signal would be hundreds of
     /// small allocations per text).
-    fn index_readers(&mut self, reads: &dyn Fn(&CompiledRule) -> bool) {
-        let policy = self.policy;
+    fn index_readers(&mut self) {
+        let (policy, reads) = (self.policy, self.reads);
         let n = policy.signals.len();
         let mut start = vec![0usize; n + 1];
         for rule in policy.rules.iter().filter(|r| reads(r)) {
@@ -132,6 +135,9 @@ impl<'p> Liveness<'p> {
     /// Drops the live rules that can no longer fire now that the signals
     /// ruled out since the last call have no hits.
     pub(crate) fn settle(&mut self) {
+        if self.readers_start.is_empty() && !self.lost.is_empty() {
+            self.index_readers();
+        }
         while let Some(signal) = self.lost.pop() {
             let s = signal as usize;
             let (Some(&from), Some(&to)) =

@@ -385,7 +385,7 @@ fn collect_hits(
 /// searches can rule them out one by one.
 fn initial_liveness<'p>(
     policy: &'p CompiledPolicy,
-    reads: &dyn Fn(&CompiledRule) -> bool,
+    reads: &'p dyn Fn(&CompiledRule) -> bool,
     normalized: &'p Normalized,
     views: &[(&FormMatchers, &str, Option<&View>)],
     keyword_hits: &[Hit],
