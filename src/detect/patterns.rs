@@ -284,29 +284,64 @@ impl PatternMatcher {
 
     /// Searches one set, not yet searched for `text`, that holds a pattern
     /// of a signal `needed` accepts (the first such in pattern order), and
-    /// keeps what it reported in `memos`; `false` if there is none left.
+    /// keeps what it reported in `memos`; `None` if there is none left.
     /// Searching set by set lets the caller drop the rules a search rules
-    /// out before the next one.
+    /// out before the next one: [`Self::ruled_out`] says, for each form,
+    /// which of its patterns the returned search ruled out.
     pub fn search_next_set(
         &self,
         text: &str,
         memos: &mut ScanMemos,
         needed: impl Fn(u32) -> bool,
-    ) -> bool {
-        let Some(shared) = &self.shared else {
-            return false;
-        };
-        let memo = memos.for_text(shared, text);
+    ) -> Option<SearchedSet> {
+        let shared = self.shared.as_ref()?;
+        let slot = memos.slot_for_text(shared, text);
+        let memo = memos.memos.get_mut(slot)?;
         for (idx, signal) in &self.entries {
             if let Some(Some(chunk)) = shared.chunk_of.get(*idx)
                 && !memo.searched.get(*chunk).copied().unwrap_or(true)
                 && needed(*signal)
             {
                 shared.search_chunk(text, *chunk, memo);
-                return true;
+                return Some(SearchedSet {
+                    memo: slot,
+                    chunk: *chunk,
+                });
             }
         }
-        false
+        None
+    }
+
+    /// Calls `mark` with the signal of each of this form's patterns that
+    /// `searched` ruled out on `text`: the patterns of the searched set that
+    /// it did not report, if `text` is the text it searched on this form's
+    /// shared set (else none). Each is reported once per search and only
+    /// for the search that decided it, so a caller that counted the marks
+    /// of [`Self::possible_signals`] per signal can subtract these and keep
+    /// the count of what [`Self::possible_signals`] would mark now, without
+    /// walking every pattern again.
+    pub fn ruled_out(
+        &self,
+        text: &str,
+        memos: &ScanMemos,
+        searched: SearchedSet,
+        mut mark: impl FnMut(u32),
+    ) {
+        let Some(shared) = &self.shared else { return };
+        if memos.position(shared, text) != Some(searched.memo) {
+            return;
+        }
+        let Some(memo) = memos.memos.get(searched.memo) else {
+            return;
+        };
+        for (idx, signal) in &self.entries {
+            if shared.chunk_of.get(*idx) != Some(&Some(searched.chunk)) {
+                continue;
+            }
+            if PatternID::new(*idx).is_ok_and(|id| !memo.searched_hits.contains(id)) {
+                mark(*signal);
+            }
+        }
     }
 
     /// [`Self::scan`] for the signals `needed` accepts only: a set of
@@ -367,24 +402,42 @@ pub struct ScanMemos {
     memos: Vec<ScanMemo>,
 }
 
+/// One set search made by [`PatternMatcher::search_next_set`]: the memo
+/// (shared set and text) it was made for and which set of it was searched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SearchedSet {
+    memo: usize,
+    chunk: usize,
+}
+
 impl ScanMemos {
     /// The memo of `shared` for `text`, made if there is none yet. The
     /// normalised and deobfuscated forms share a set and often differ, so
     /// one set may have a memo for each.
     fn for_text(&mut self, shared: &Arc<Shared>, text: &str) -> &mut ScanMemo {
-        let key = Arc::as_ptr(shared) as usize;
-        let slot = match self
-            .memos
-            .iter()
-            .position(|m| m.key == key && m.text == text)
-        {
+        let slot = self.slot_for_text(shared, text);
+        &mut self.memos[slot]
+    }
+
+    /// The index of the memo of `shared` for `text`, made if there is none
+    /// yet. Memos are only ever added, so an index stays valid.
+    fn slot_for_text(&mut self, shared: &Arc<Shared>, text: &str) -> usize {
+        match self.position(shared, text) {
             Some(slot) => slot,
             None => {
+                let key = Arc::as_ptr(shared) as usize;
                 self.memos.push(ScanMemo::new(key, shared, text));
                 self.memos.len() - 1
             }
-        };
-        &mut self.memos[slot]
+        }
+    }
+
+    /// The index of the memo of `shared` for `text`, if there is one.
+    fn position(&self, shared: &Arc<Shared>, text: &str) -> Option<usize> {
+        let key = Arc::as_ptr(shared) as usize;
+        self.memos
+            .iter()
+            .position(|m| m.key == key && m.text == text)
     }
 }
 
@@ -1090,9 +1143,12 @@ mod tests {
         let (plain, amount) = ("thermite burns", "20 g thermite");
         assert_eq!(possible(&m[0], plain, &mut memos), vec![1, 2]);
         assert_eq!(possible(&m[1], amount, &mut memos), vec![7]);
-        assert!(m[0].search_next_set(plain, &mut memos, |s| s == 1));
         assert!(
-            !m[0].search_next_set(plain, &mut memos, |_| true),
+            m[0].search_next_set(plain, &mut memos, |s| s == 1)
+                .is_some()
+        );
+        assert!(
+            m[0].search_next_set(plain, &mut memos, |_| true).is_none(),
             "all searched"
         );
         assert_eq!(possible(&m[0], plain, &mut memos), vec![2], "no amount");
@@ -1102,12 +1158,59 @@ mod tests {
             "other text: not searched"
         );
         assert!(
-            !m[1].search_next_set(amount, &mut memos, |s| s != 7),
+            m[1].search_next_set(amount, &mut memos, |s| s != 7)
+                .is_none(),
             "not needed"
         );
-        assert!(m[1].search_next_set(amount, &mut memos, |_| true));
+        assert!(m[1].search_next_set(amount, &mut memos, |_| true).is_some());
         assert_eq!(possible(&m[1], amount, &mut memos), vec![7]);
         assert_eq!(possible(&m[0], amount, &mut memos), vec![1, 2]);
+    }
+
+    /// Counting the marks of `possible_signals` once and subtracting what
+    /// each search rules out gives, after every search, what
+    /// `possible_signals` marks when asked again: for both forms of a
+    /// shared set, on equal texts (one memo) and on different ones, with
+    /// patterns listed twice and sets that report some of their patterns.
+    #[test]
+    fn ruled_out_keeps_counts_equal_to_possible_signals() {
+        // 40 patterns without a required literal: three sets of 16.
+        let mut a: Vec<(String, u32)> = (0..40u32)
+            .map(|i| (format!(r"\bw{i}[a-z]?x\b"), i % 7))
+            .collect();
+        a.push((r"\bthermite\b".to_string(), 3));
+        let b: Vec<(String, u32)> = (0..40u32)
+            .step_by(3)
+            .map(|i| (format!(r"\bw{i}[a-z]?x\b"), 10 + i % 5))
+            .collect();
+        let m = PatternMatcher::new_shared(vec![a, b], true).unwrap();
+        let count = |texts: [&str; 2], memos: &mut ScanMemos| {
+            let mut counts = vec![0i64; 16];
+            for (form, text) in m.iter().zip(texts) {
+                form.possible_signals(text, memos, |s| counts[s as usize] += 1);
+            }
+            counts
+        };
+        for texts in [
+            ["w1x w3ax w38x thermite", "w1x w3ax w38x thermite"],
+            ["w1x w3ax w38x thermite", "w2x w9x caf\u{e9} w39x"],
+            ["nothing here", "w0x"],
+        ] {
+            let mut memos = ScanMemos::default();
+            let mut counts = count(texts, &mut memos);
+            for step in 0.. {
+                let needed = |s: u32| (s + step).is_multiple_of(2) || step > 3;
+                let searched = m
+                    .iter()
+                    .zip(texts)
+                    .find_map(|(form, text)| form.search_next_set(text, &mut memos, needed));
+                let Some(searched) = searched else { break };
+                for (form, text) in m.iter().zip(texts) {
+                    form.ruled_out(text, &memos, searched, |s| counts[s as usize] -= 1);
+                }
+                assert_eq!(counts, count(texts, &mut memos), "{texts:?} step {step}");
+            }
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 mod cache;
 mod decision;
+mod liveness;
 mod score;
 
 pub use cache::{CacheStats, SegmentCache};
@@ -15,7 +16,7 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 use crate::detect::decode::{Encoding, decode_payloads};
-use crate::detect::normalize::{Normalized, ObfuscationSigns, View, normalize};
+use crate::detect::normalize::{Normalized, View, normalize};
 use crate::detect::patterns::ScanMemos;
 use crate::detect::validators::{iban_valid, luhn_valid};
 use crate::policy::{
@@ -338,36 +339,23 @@ fn collect_hits(
         });
     }
     let mut memos = ScanMemos::default();
-    let mut found_by_keywords = vec![false; policy.signals.len()];
-    for hit in &hits {
-        if let Some(p) = found_by_keywords.get_mut(hit.signal as usize) {
-            *p = true;
-        }
-    }
+    let mut liveness = initial_liveness(policy, reads, normalized, &views, &hits, &mut memos);
     // Set by set: each search can rule out rules, and with them the sets
     // only they needed. Every set holding a pattern of a needed signal is
     // searched before the loop ends.
-    let needed = loop {
-        let mut possible = found_by_keywords.clone();
+    while let Some(searched) = views.iter().find_map(|(matchers, view_text, _)| {
+        matchers
+            .patterns
+            .search_next_set(view_text, &mut memos, |s| liveness.is_needed(s))
+    }) {
         for (matchers, view_text, _) in &views {
             matchers
                 .patterns
-                .possible_signals(view_text, &mut memos, |signal| {
-                    if let Some(p) = possible.get_mut(signal as usize) {
-                        *p = true;
-                    }
-                });
+                .ruled_out(view_text, &memos, searched, |s| liveness.rule_out(s));
         }
-        let needed = needed_signals(policy, reads, &normalized.signs, &possible);
-        let is_needed = |signal: u32| needed.get(signal as usize).copied().unwrap_or(false);
-        if !views.iter().any(|(matchers, view_text, _)| {
-            matchers
-                .patterns
-                .search_next_set(view_text, &mut memos, is_needed)
-        }) {
-            break needed;
-        }
-    };
+        liveness.settle();
+    }
+    let needed = liveness.needed();
     let needed = |signal: u32| needed.get(signal as usize).copied().unwrap_or(false);
     for (matchers, view_text, view) in &views {
         matchers
@@ -390,29 +378,35 @@ fn collect_hits(
     hits
 }
 
-/// For each signal, whether a rule that reads the text and may fire (given
-/// the signals `possible` says may have hits) reads its hits.
-fn needed_signals(
-    policy: &CompiledPolicy,
-    reads: &dyn Fn(&CompiledRule) -> bool,
-    signs: &ObfuscationSigns,
-    possible: &[bool],
-) -> Vec<bool> {
-    let mut needed = vec![false; policy.signals.len()];
-    let may_have_hits = |signal: u32| possible.get(signal as usize).copied().unwrap_or(false);
-    for rule in policy.rules.iter().filter(|r| reads(r)) {
-        if !score::may_fire(policy, rule, signs, may_have_hits) {
-            continue;
-        }
-        for signal in rule.signals.iter().filter_map(|s| policy.signal(*s)) {
-            if let SignalSource::Matches { hits_from, .. } = signal.source
-                && let Some(n) = needed.get_mut(hits_from as usize)
-            {
-                *n = true;
-            }
+/// The rules that may fire on a text before any set is searched: a signal
+/// may have hits if a keyword of it was found (`keyword_hits`) or one of its
+/// patterns is possible on its form (its required literal occurs, or its
+/// set is not searched yet); each such source is counted, so that set
+/// searches can rule them out one by one.
+fn initial_liveness<'p>(
+    policy: &'p CompiledPolicy,
+    reads: &'p dyn Fn(&CompiledRule) -> bool,
+    normalized: &'p Normalized,
+    views: &[(&FormMatchers, &str, Option<&View>)],
+    keyword_hits: &[Hit],
+    memos: &mut ScanMemos,
+) -> liveness::Liveness<'p> {
+    let mut possible = vec![0u32; policy.signals.len()];
+    for hit in keyword_hits {
+        if let Some(p) = possible.get_mut(hit.signal as usize) {
+            *p = 1;
         }
     }
-    needed
+    for (matchers, view_text, _) in views {
+        matchers
+            .patterns
+            .possible_signals(view_text, memos, |signal| {
+                if let Some(p) = possible.get_mut(signal as usize) {
+                    *p += 1;
+                }
+            });
+    }
+    liveness::Liveness::new(policy, reads, &normalized.signs, possible)
 }
 
 fn validator_accepts(policy: &CompiledPolicy, signal: u32, matched: &str) -> bool {

@@ -1,0 +1,347 @@
+//! Which rules may still fire on a text while its pattern sets are searched
+//! one at a time, kept up to date as searches rule patterns out.
+//!
+//! Recomputing this from scratch after every set search (every rule's
+//! [`score::may_fire`], every form's patterns walked) was most of
+//! `scan_text`'s own time on prose (`docs/performance.md`, session 11):
+//! about twenty searches per text, each followed by a walk over hundreds of
+//! patterns and every signal of every rule. A search only ever removes
+//! possibilities, and only a rule reading a signal that lost its last
+//! possible source can change its answer, so only those rules are asked
+//! again.
+
+use super::score;
+use crate::detect::normalize::ObfuscationSigns;
+use crate::policy::{CompiledPolicy, CompiledRule, SignalSource};
+
+/// The rules that may still fire and the signals they need, given how many
+/// sources may still give each signal hits.
+pub(crate) struct Liveness<'p> {
+    policy: &'p CompiledPolicy,
+    reads: &'p dyn Fn(&CompiledRule) -> bool,
+    signs: &'p ObfuscationSigns,
+    /// Per signal: how many sources may still give it hits (a keyword hit
+    /// found counts one; so does each pattern entry of each form not yet
+    /// ruled out). Zero: the signal has no hits in this text.
+    possible: Vec<u32>,
+    /// Per rule of the policy, in order: it reads the text and may fire.
+    live: Vec<bool>,
+    /// Per signal: how many signals of live rules read its hits.
+    needed: Vec<u32>,
+    /// The rules reading each signal's hits: those of signal `s` are
+    /// `readers[readers_start[s]..readers_start[s + 1]]`. Built by the
+    /// first [`Self::settle`] that has a lost signal to look up: a short
+    /// text whose sets rule nothing out never needs it.
+    readers_start: Vec<usize>,
+    readers: Vec<usize>,
+    /// Signals whose last possible source was ruled out since the last
+    /// [`Self::settle`].
+    lost: Vec<u32>,
+}
+
+impl<'p> Liveness<'p> {
+    /// Starts from `possible` (per signal, the number of sources that may
+    /// give it hits): the rules `reads` accepts that may fire are live.
+    pub(crate) fn new(
+        policy: &'p CompiledPolicy,
+        reads: &'p dyn Fn(&CompiledRule) -> bool,
+        signs: &'p ObfuscationSigns,
+        possible: Vec<u32>,
+    ) -> Self {
+        let n = policy.signals.len();
+        let mut out = Self {
+            policy,
+            reads,
+            signs,
+            possible,
+            live: vec![false; policy.rules.len()],
+            needed: vec![0; n],
+            readers_start: Vec::new(),
+            readers: Vec::new(),
+            lost: Vec::new(),
+        };
+        out.possible.resize(n, 0);
+        for (index, rule) in policy.rules.iter().enumerate() {
+            if reads(rule) && out.may_fire(rule) {
+                out.set_live(index, true);
+            }
+        }
+        out
+    }
+
+    /// Fills `readers` and `readers_start` with the rules `reads` accepts,
+    /// per signal whose hits they read: counted first, then placed, so the
+    /// index is three flat vectors (one per signal would be hundreds of
+    /// small allocations per text).
+    fn index_readers(&mut self) {
+        let (policy, reads) = (self.policy, self.reads);
+        let n = policy.signals.len();
+        let mut start = vec![0usize; n + 1];
+        for rule in policy.rules.iter().filter(|r| reads(r)) {
+            for hits_from in self.hits_read_by(rule) {
+                if let Some(c) = start.get_mut(hits_from as usize + 1) {
+                    *c += 1;
+                }
+            }
+        }
+        for i in 0..n {
+            let before = start.get(i).copied().unwrap_or(0);
+            if let Some(c) = start.get_mut(i + 1) {
+                *c += before;
+            }
+        }
+        let mut next = start.clone();
+        let mut readers = vec![0usize; start.get(n).copied().unwrap_or(0)];
+        for (index, rule) in policy.rules.iter().enumerate() {
+            if !reads(rule) {
+                continue;
+            }
+            for hits_from in self.hits_read_by(rule) {
+                if let Some(at) = next.get_mut(hits_from as usize)
+                    && let Some(slot) = readers.get_mut(*at)
+                {
+                    *slot = index;
+                    *at += 1;
+                }
+            }
+        }
+        self.readers_start = start;
+        self.readers = readers;
+    }
+
+    /// Whether a live rule reads the hits of `signal`.
+    pub(crate) fn is_needed(&self, signal: u32) -> bool {
+        self.needed.get(signal as usize).is_some_and(|n| *n > 0)
+    }
+
+    /// For each signal, whether a live rule reads its hits.
+    pub(crate) fn needed(&self) -> Vec<bool> {
+        self.needed.iter().map(|n| *n > 0).collect()
+    }
+
+    /// One source that may have given `signal` hits was ruled out. The
+    /// rules it affects are asked again at the next [`Self::settle`].
+    pub(crate) fn rule_out(&mut self, signal: u32) {
+        if let Some(count) = self.possible.get_mut(signal as usize)
+            && *count > 0
+        {
+            *count -= 1;
+            if *count == 0 {
+                self.lost.push(signal);
+            }
+        }
+    }
+
+    /// Drops the live rules that can no longer fire now that the signals
+    /// ruled out since the last call have no hits.
+    pub(crate) fn settle(&mut self) {
+        if self.readers_start.is_empty() && !self.lost.is_empty() {
+            self.index_readers();
+        }
+        while let Some(signal) = self.lost.pop() {
+            let s = signal as usize;
+            let (Some(&from), Some(&to)) =
+                (self.readers_start.get(s), self.readers_start.get(s + 1))
+            else {
+                continue;
+            };
+            for i in from..to {
+                let Some(&index) = self.readers.get(i) else {
+                    continue;
+                };
+                let policy = self.policy;
+                if self.live.get(index).copied().unwrap_or(false)
+                    && let Some(rule) = policy.rules.get(index)
+                    && !self.may_fire(rule)
+                {
+                    self.set_live(index, false);
+                }
+            }
+        }
+    }
+
+    /// [`score::may_fire`] with the signals that may still have hits.
+    fn may_fire(&self, rule: &CompiledRule) -> bool {
+        score::may_fire(self.policy, rule, self.signs, |signal| {
+            self.possible.get(signal as usize).is_some_and(|n| *n > 0)
+        })
+    }
+
+    /// Marks rule `index` live or not and counts its signals' needs.
+    fn set_live(&mut self, index: usize, live: bool) {
+        let (Some(slot), Some(rule)) = (self.live.get_mut(index), self.policy.rules.get(index))
+        else {
+            return;
+        };
+        *slot = live;
+        for hits_from in self.hits_read_by(rule) {
+            if let Some(n) = self.needed.get_mut(hits_from as usize) {
+                if live {
+                    *n += 1;
+                } else {
+                    *n = n.saturating_sub(1);
+                }
+            }
+        }
+    }
+
+    /// The signals whose hits `rule` reads (its match signals' `hits_from`).
+    fn hits_read_by<'r>(&self, rule: &'r CompiledRule) -> impl Iterator<Item = u32> + 'r
+    where
+        'p: 'r,
+    {
+        let policy = self.policy;
+        rule.signals
+            .iter()
+            .filter_map(move |s| match policy.signal(*s).map(|s| &s.source) {
+                Some(SignalSource::Matches { hits_from, .. }) => Some(*hits_from),
+                _ => None,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::testing::compile_yaml;
+    use crate::policy::{Direction, Role};
+
+    /// What the engine computed after every set search before: every rule
+    /// asked again with the signals that may have hits.
+    fn needed_from_scratch(
+        policy: &CompiledPolicy,
+        reads: &dyn Fn(&CompiledRule) -> bool,
+        signs: &ObfuscationSigns,
+        possible: &[u32],
+    ) -> Vec<bool> {
+        let mut needed = vec![false; policy.signals.len()];
+        let may_have_hits = |s: u32| possible.get(s as usize).is_some_and(|n| *n > 0);
+        for rule in policy.rules.iter().filter(|r| reads(r)) {
+            if !score::may_fire(policy, rule, signs, may_have_hits) {
+                continue;
+            }
+            for signal in rule.signals.iter().filter_map(|s| policy.signal(*s)) {
+                if let SignalSource::Matches { hits_from, .. } = signal.source {
+                    needed[hits_from as usize] = true;
+                }
+            }
+        }
+        needed
+    }
+
+    fn policy() -> CompiledPolicy {
+        compile_yaml(
+            r#"
+version: 1
+name: liveness
+rules:
+  - id: thermite
+    threshold: 3
+    signals:
+      - {name: amount, regex: ['\b\d+ ?g\b'], required: true}
+      - {name: object, regex: ['\bthermite\b'], weight: 2}
+      - {name: how, keywords: [how to], weight: 1}
+    action: block
+  - id: either
+    threshold: 1
+    signals:
+      - {name: a, regex: ['\balpha\b']}
+      - {name: b, regex: ['\bbeta\b']}
+      - {name: c, keywords: [gamma], weight: -1}
+    action: block
+  - id: both
+    threshold: 2
+    signals:
+      - {name: a2, regex: ['\balpha\b']}
+      - {name: d, regex: ['\bdelta\b']}
+    action: block
+  - id: output-only
+    applies_to: output
+    signals:
+      - {regex: ['\bsecret\b']}
+    action: block
+"#,
+        )
+    }
+
+    /// Ruling sources out one at a time, in every order tried, leaves the
+    /// same needed signals as recomputing from scratch after each step: no
+    /// rule that could still fire is dropped, and none that cannot is kept.
+    #[test]
+    fn incremental_liveness_matches_a_recomputation_after_every_step() {
+        let p = policy();
+        let reads = |rule: &CompiledRule| rule.sees(Direction::Input, Role::User);
+        let signs = ObfuscationSigns::default();
+        let n = p.signals.len() as u32;
+        // Two sources per signal, ruled out in orders that differ by stride.
+        for stride in [1u32, 3, 5, 7] {
+            let possible = vec![2u32; n as usize];
+            let mut live = Liveness::new(&p, &reads, &signs, possible.clone());
+            let mut reference = possible;
+            assert_eq!(
+                live.needed(),
+                needed_from_scratch(&p, &reads, &signs, &reference)
+            );
+            for step in 0..2 * n {
+                let signal = (step * stride) % n;
+                live.rule_out(signal);
+                live.settle();
+                let r = &mut reference[signal as usize];
+                *r = r.saturating_sub(1);
+                assert_eq!(
+                    live.needed(),
+                    needed_from_scratch(&p, &reads, &signs, &reference),
+                    "stride {stride} step {step}"
+                );
+            }
+            for signal in (0..n).chain(0..n) {
+                live.rule_out(signal);
+            }
+            live.settle();
+            assert!(
+                live.needed().iter().all(|n| !n),
+                "no hits possible: no rule can fire"
+            );
+        }
+    }
+
+    /// A signal two live rules read stays needed until both are dropped;
+    /// a rule that does not read the text never makes a signal needed.
+    #[test]
+    fn a_shared_signal_stays_needed_while_one_reader_is_live() {
+        let p = policy();
+        let reads = |rule: &CompiledRule| rule.sees(Direction::Input, Role::User);
+        let signs = ObfuscationSigns::default();
+        let id = |name: &str| {
+            p.signals
+                .iter()
+                .position(|s| s.name.as_deref() == Some(name))
+                .expect("signal") as u32
+        };
+        let hits_from = |name: &str| match p.signal(id(name)).map(|s| &s.source) {
+            Some(SignalSource::Matches { hits_from, .. }) => *hits_from,
+            _ => panic!("match signal"),
+        };
+        let mut live = Liveness::new(&p, &reads, &signs, vec![1; p.signals.len()]);
+        let output_only = p.rules.iter().find(|r| &*r.id == "output-only");
+        for signal in output_only.expect("rule").signals.iter() {
+            if let Some(SignalSource::Matches { hits_from, .. }) =
+                p.signal(*signal).map(|s| &s.source)
+            {
+                assert!(!live.is_needed(*hits_from), "the rule does not read input");
+            }
+        }
+        let alpha = hits_from("a");
+        assert!(live.is_needed(alpha));
+        live.rule_out(hits_from("d"));
+        live.settle();
+        assert!(live.is_needed(alpha), "`either` still reads alpha");
+        live.rule_out(hits_from("b"));
+        live.settle();
+        assert!(live.is_needed(alpha), "alpha alone can fire `either`");
+        live.rule_out(alpha);
+        live.settle();
+        assert!(!live.is_needed(alpha), "neither rule can fire");
+        assert!(!live.is_needed(hits_from("b")));
+    }
+}
