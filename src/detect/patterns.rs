@@ -2,7 +2,7 @@
 //! decided first, then only those regexes are run for positions. A regex
 //! with required literals ([`super::required`]) is a candidate when one of
 //! them occurs (one Aho-Corasick pass for all); the others are asked of a
-//! set search (forward lazy DFAs over sets of 16 patterns). Non-ASCII texts
+//! set search (forward lazy DFAs over sets of two patterns). Non-ASCII texts
 //! are asked of relaxed copies ([`super::relax`]) so every search stays a
 //! DFA scan; the exact regexes decide, so results never depend on which
 //! search proposed a candidate.
@@ -853,16 +853,19 @@ fn parse_all(patterns: &[String], case_insensitive: bool) -> Result<Vec<Hir>, Pa
     syntax::parse_many_with(patterns, &syntax).map_err(|e| PatternSetError(e.to_string()))
 }
 
-/// Patterns per set of a [`ChunkedSet`]. Hundreds of patterns in one set
-/// (worse without their word boundaries: `(?:[^ ]+ ){0,3}?` gaps) made its
-/// lazy DFA build a new, expensive state at almost every byte. Smaller sets
-/// are cheaper on new text and cost more scans on known text; measured with
-/// `examples/detect_times.rs` on the default policy, 16–32 was best on new
-/// text and 32–128 on repeated text (`docs/performance.md`). Since the sets
-/// hold only the patterns without a required literal (mostly those with
-/// gaps), sets of 32 gave up to the PikeVM on new text; 8 and 16 did not
-/// (838 `jailbreak_llms` prompts: 15.6 s with 32, 9.1–9.6 s with 8 or 16).
-const SET_CHUNK: usize = 16;
+/// Patterns per set of a [`ChunkedSet`]. A lazy DFA over several patterns
+/// tracks their NFA states together, and on text it has not seen (every new
+/// prompt) it builds a new DFA state at most bytes; the states of a union
+/// multiply where the patterns' own states would only add up (gaps such as
+/// `[^.]{0,40}` after a common word like "I" keep a counter running at every
+/// position). Measured on the default policy of session 13
+/// (`docs/performance.md`, `examples/detect_times.rs`, 1,500 new benign
+/// prompts): sets of 16 took 5.7-6.4 s, 4 took 4.1-4.5 s, 2 took 3.7-3.9 s;
+/// on one repeated prompt (warm caches) 16 is faster (0.53 s against 0.76 s
+/// for 300 repetitions), but real traffic is new text. Smaller sets also let
+/// rule liveness skip more of them. Which patterns match does not depend on
+/// the chunking (every engine is exact).
+const SET_CHUNK: usize = 2;
 
 /// Capacity of each lazy DFA cache (one per thread searching at once).
 const DFA_CACHE_CAPACITY: usize = 16 * 1024 * 1024;
@@ -1174,7 +1177,7 @@ mod tests {
     /// patterns listed twice and sets that report some of their patterns.
     #[test]
     fn ruled_out_keeps_counts_equal_to_possible_signals() {
-        // 40 patterns without a required literal: three sets of 16.
+        // 40 patterns without a required literal: twenty sets of two.
         let mut a: Vec<(String, u32)> = (0..40u32)
             .map(|i| (format!(r"\bw{i}[a-z]?x\b"), i % 7))
             .collect();
