@@ -19,6 +19,10 @@ use std::time::Instant;
 use palisade::engine::{Segment, evaluate};
 use palisade::policy::{self, Direction, Role};
 
+/// The allocator of the `palisade` binary, so times are those it would see.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let mut policy_path = PathBuf::from("policies/default.yaml");

@@ -49,7 +49,20 @@ async fn serve(config_path: Option<PathBuf>, demo_mode: bool) -> Result<(), Stri
             default: true,
         }];
     }
-    let policies = Policies::load(&config).map_err(|e| e.to_string())?;
+    // Compiled on a thread of its own: the compiler's transient allocations
+    // (several times the compiled policy) live in that thread's heap, which
+    // the allocator gives back to the system when the thread ends, instead
+    // of keeping it resident in a worker's heap (`docs/performance.md`,
+    // "Memory").
+    let policies = std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("policy-compile".into())
+            .spawn_scoped(scope, || Policies::load(&config))
+            .map_err(|e| format!("cannot start the policy compiler thread: {e}"))?
+            .join()
+            .map_err(|_| "the policy compiler panicked".to_string())?
+            .map_err(|e| e.to_string())
+    })?;
     tracing::info!(policy = %policies.default.name, rules = policies.default.rules.len(), sets = policies.named.len(), "policies loaded");
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await

@@ -2,7 +2,7 @@
 //! decided first, then only those regexes are run for positions. A regex
 //! with required literals ([`super::required`]) is a candidate when one of
 //! them occurs (one Aho-Corasick pass for all); the others are asked of a
-//! set search (forward lazy DFAs over sets of 16 patterns). Non-ASCII texts
+//! set search (forward lazy DFAs over small sets of patterns). Non-ASCII texts
 //! are asked of relaxed copies ([`super::relax`]) so every search stays a
 //! DFA scan; the exact regexes decide, so results never depend on which
 //! search proposed a candidate.
@@ -508,14 +508,17 @@ impl Shared {
                 }
             }
         }
+        let groups = group_by_cost(searched);
         let mut chunk_of = vec![None; hirs_len];
-        for (position, (idx, _)) in searched.iter().enumerate() {
-            if let Some(slot) = chunk_of.get_mut(*idx) {
-                *slot = Some(position / SET_CHUNK);
+        for (chunk, group) in groups.iter().enumerate() {
+            for (idx, _) in group {
+                if let Some(slot) = chunk_of.get_mut(*idx) {
+                    *slot = Some(chunk);
+                }
             }
         }
         Ok(Self {
-            set: ChunkedSet::from_hirs(searched)?,
+            set: ChunkedSet::from_groups(groups)?,
             chunk_of,
             relaxed: OnceLock::new(),
             gate: LiteralGate::new(gated),
@@ -605,21 +608,27 @@ impl Shared {
     }
 
     fn build_relaxed(&self) -> Option<ChunkedSet> {
-        let ids: Vec<usize> = self.set.ids().collect();
-        let patterns: Vec<String> = ids
-            .iter()
-            .filter_map(|idx| self.patterns.get(*idx).cloned())
-            .collect();
-        let hirs = parse_all(&patterns, self.case_insensitive).ok()?;
-        if !hirs.iter().any(has_unicode_word_boundary) {
+        let mut any_boundary = false;
+        let mut groups = Vec::with_capacity(self.set.ids.len());
+        for ids in &self.set.ids {
+            let patterns: Vec<String> = ids
+                .iter()
+                .filter_map(|idx| self.patterns.get(*idx).cloned())
+                .collect();
+            let hirs = parse_all(&patterns, self.case_insensitive).ok()?;
+            any_boundary |= hirs.iter().any(has_unicode_word_boundary);
+            groups.push(
+                ids.iter()
+                    .copied()
+                    .zip(hirs)
+                    .map(|(idx, hir)| (idx, without_unicode_word_boundaries(hir)))
+                    .collect(),
+            );
+        }
+        if !any_boundary {
             return None;
         }
-        let relaxed = ids
-            .into_iter()
-            .zip(hirs)
-            .map(|(idx, hir)| (idx, without_unicode_word_boundaries(hir)))
-            .collect();
-        ChunkedSet::from_hirs(relaxed).ok()
+        ChunkedSet::from_groups(groups).ok()
     }
 
     fn regex(&self, idx: usize) -> Option<&Regex> {
@@ -631,7 +640,7 @@ impl Shared {
     }
 }
 
-/// A set search split over sets of [`SET_CHUNK`] patterns.
+/// A set search split over small sets of patterns (see [`group_by_cost`]).
 ///
 /// One lazy DFA over hundreds of patterns searched with overlapping
 /// semantics tracks so many NFA states at once that building each DFA state
@@ -641,26 +650,28 @@ impl Shared {
 #[derive(Debug)]
 struct ChunkedSet {
     chunks: Vec<SetEngine>,
-    /// The index each searched pattern is reported as, in set order.
-    ids: Vec<usize>,
+    /// For each set, the index each of its patterns is reported as.
+    ids: Vec<Vec<usize>>,
 }
 
 impl ChunkedSet {
-    /// Sets over `patterns`, each given with the index it is reported as.
-    fn from_hirs(patterns: Vec<(usize, Hir)>) -> Result<Self, PatternSetError> {
-        let (ids, hirs): (Vec<usize>, Vec<Hir>) = patterns.into_iter().unzip();
-        Ok(Self {
-            chunks: hirs
-                .chunks(SET_CHUNK)
-                .map(SetEngine::from_hirs)
-                .collect::<Result<_, _>>()?,
-            ids,
-        })
+    /// One set per group of patterns, each given with the index it is
+    /// reported as.
+    fn from_groups(groups: Vec<Vec<(usize, Hir)>>) -> Result<Self, PatternSetError> {
+        let mut chunks = Vec::with_capacity(groups.len());
+        let mut ids = Vec::with_capacity(groups.len());
+        for group in groups {
+            let (group_ids, hirs): (Vec<usize>, Vec<Hir>) = group.into_iter().unzip();
+            chunks.push(SetEngine::from_hirs(&hirs)?);
+            ids.push(group_ids);
+        }
+        Ok(Self { chunks, ids })
     }
 
     /// The indices of the patterns it searches.
+    #[cfg(test)]
     fn ids(&self) -> impl Iterator<Item = usize> + '_ {
-        self.ids.iter().copied()
+        self.ids.iter().flatten().copied()
     }
 
     /// Adds the indices of the patterns of set `chunk` that match `text` to
@@ -670,7 +681,7 @@ impl ChunkedSet {
             return;
         };
         for id in set.which_match(text).iter() {
-            let idx = self.ids.get(chunk * SET_CHUNK + id.as_usize());
+            let idx = self.ids.get(chunk).and_then(|ids| ids.get(id.as_usize()));
             if let Some(id) = idx.and_then(|idx| PatternID::new(*idx).ok()) {
                 out.insert(id);
             }
@@ -853,16 +864,99 @@ fn parse_all(patterns: &[String], case_insensitive: bool) -> Result<Vec<Hir>, Pa
     syntax::parse_many_with(patterns, &syntax).map_err(|e| PatternSetError(e.to_string()))
 }
 
-/// Patterns per set of a [`ChunkedSet`]. Hundreds of patterns in one set
-/// (worse without their word boundaries: `(?:[^ ]+ ){0,3}?` gaps) made its
-/// lazy DFA build a new, expensive state at almost every byte. Smaller sets
-/// are cheaper on new text and cost more scans on known text; measured with
-/// `examples/detect_times.rs` on the default policy, 16–32 was best on new
-/// text and 32–128 on repeated text (`docs/performance.md`). Since the sets
-/// hold only the patterns without a required literal (mostly those with
-/// gaps), sets of 32 gave up to the PikeVM on new text; 8 and 16 did not
-/// (838 `jailbreak_llms` prompts: 15.6 s with 32, 9.1–9.6 s with 8 or 16).
-const SET_CHUNK: usize = 16;
+/// Patterns per set for patterns with a gap (see [`has_gap`]). A lazy DFA
+/// over several patterns tracks their NFA states together, and on text it
+/// has not seen (every new prompt) it builds a new DFA state at most bytes;
+/// the states of a union multiply where the patterns' own states would only
+/// add up. A gap such as `[^.]{0,40}` after a common word ("I") keeps a
+/// counter running at every position, so patterns with gaps get sets of
+/// two. Measured on the default policy of session 13 (`docs/performance.md`,
+/// `examples/detect_times.rs`, 1,500 new benign prompts): every pattern in
+/// sets of 16 took 5.7-6.4 s, sets of 4 4.1-4.5 s, sets of 2 3.7-3.9 s.
+const GAP_SET_CHUNK: usize = 2;
+
+/// Patterns per set for patterns without a gap (words, alternations of
+/// words, short optional parts): their union stays small, and fewer sets
+/// mean fewer scans of a text and fewer compiled automata (sets of two for
+/// every pattern raised idle memory by about 27 MB).
+const PLAIN_SET_CHUNK: usize = 16;
+
+/// Splits the set-searched patterns into the groups searched as one set:
+/// patterns with a gap in sets of [`GAP_SET_CHUNK`], the others in sets of
+/// [`PLAIN_SET_CHUNK`], each in pattern order. Which patterns match does not
+/// depend on the grouping (every engine is exact); only the cost does.
+fn group_by_cost(patterns: Vec<(usize, Hir)>) -> Vec<Vec<(usize, Hir)>> {
+    let (gapped, plain): (Vec<_>, Vec<_>) = patterns.into_iter().partition(|(_, hir)| has_gap(hir));
+    let mut groups = Vec::new();
+    for (list, size) in [(plain, PLAIN_SET_CHUNK), (gapped, GAP_SET_CHUNK)] {
+        let mut list = list.into_iter().peekable();
+        while list.peek().is_some() {
+            groups.push(list.by_ref().take(size).collect());
+        }
+    }
+    groups
+}
+
+/// Whether `hir` repeats (more than once) something that can match both a
+/// space and a letter: a gap that spans words, such as `[^.]{0,40}` or
+/// `(?:[^ ]+ ){0,3}`. `[a-z]*` or `\s*` are not gaps: each stays inside one
+/// word or one run of spaces.
+fn has_gap(hir: &Hir) -> bool {
+    use regex_syntax::hir::HirKind;
+    match hir.kind() {
+        HirKind::Repetition(rep) => {
+            let repeats = rep.max.is_none_or(|max| max > 1);
+            (repeats && matches_space_and_letter(&rep.sub)) || has_gap(&rep.sub)
+        }
+        HirKind::Capture(cap) => has_gap(&cap.sub),
+        HirKind::Concat(subs) | HirKind::Alternation(subs) => subs.iter().any(has_gap),
+        HirKind::Empty | HirKind::Literal(_) | HirKind::Class(_) | HirKind::Look(_) => false,
+    }
+}
+
+/// Whether some string `hir` matches contains a space and some string it
+/// matches contains an ASCII letter (not necessarily the same string: an
+/// over-estimate is only a smaller set).
+fn matches_space_and_letter(hir: &Hir) -> bool {
+    fn walk(hir: &Hir, space: &mut bool, letter: &mut bool) {
+        use regex_syntax::hir::{Class, HirKind};
+        match hir.kind() {
+            HirKind::Literal(lit) => {
+                *space |= lit.0.contains(&b' ');
+                *letter |= lit.0.iter().any(u8::is_ascii_alphabetic);
+            }
+            HirKind::Class(Class::Unicode(class)) => {
+                let has = |c: char| {
+                    class
+                        .ranges()
+                        .iter()
+                        .any(|r| r.start() <= c && c <= r.end())
+                };
+                *space |= has(' ');
+                *letter |= ('a'..='z').chain('A'..='Z').any(has);
+            }
+            HirKind::Class(Class::Bytes(class)) => {
+                let has = |b: u8| {
+                    class
+                        .ranges()
+                        .iter()
+                        .any(|r| r.start() <= b && b <= r.end())
+                };
+                *space |= has(b' ');
+                *letter |= (b'a'..=b'z').chain(b'A'..=b'Z').any(has);
+            }
+            HirKind::Repetition(rep) => walk(&rep.sub, space, letter),
+            HirKind::Capture(cap) => walk(&cap.sub, space, letter),
+            HirKind::Concat(subs) | HirKind::Alternation(subs) => {
+                subs.iter().for_each(|sub| walk(sub, space, letter))
+            }
+            HirKind::Empty | HirKind::Look(_) => {}
+        }
+    }
+    let (mut space, mut letter) = (false, false);
+    walk(hir, &mut space, &mut letter);
+    space && letter
+}
 
 /// Capacity of each lazy DFA cache (one per thread searching at once).
 const DFA_CACHE_CAPACITY: usize = 16 * 1024 * 1024;
@@ -1167,6 +1261,28 @@ mod tests {
         assert_eq!(possible(&m[0], amount, &mut memos), vec![1, 2]);
     }
 
+    /// Patterns whose repetition spans words get small sets; words,
+    /// alternations and in-word or in-space repetitions do not.
+    #[test]
+    fn gaps_are_repetitions_that_span_words() {
+        let cases = [
+            (r"\bi\b[^.]{0,40}\bwant to\b", true),
+            (r"\bhow (?:[^ ]+ ){0,3}?bomb\b", true),
+            (r"ignore.*instructions", true),
+            (r"a.{2,5}b", true),
+            (r"\bfilter[a-z]*\b", false),
+            (r"\bsystem\s*prompt\b", false),
+            (r"\b(?:kill|murder)(?:ing|ed)?\b", false),
+            (r"\bpick (?:all|any) (?:that|which) apply\b", false),
+            (r"[a-z]{3,15} ?=", false),
+            (r"x[ a]?y", false),
+        ];
+        for (pattern, gap) in cases {
+            let hir = parse_all(&[pattern.to_string()], true).unwrap().remove(0);
+            assert_eq!(has_gap(&hir), gap, "{pattern}");
+        }
+    }
+
     /// Counting the marks of `possible_signals` once and subtracting what
     /// each search rules out gives, after every search, what
     /// `possible_signals` marks when asked again: for both forms of a
@@ -1174,7 +1290,7 @@ mod tests {
     /// patterns listed twice and sets that report some of their patterns.
     #[test]
     fn ruled_out_keeps_counts_equal_to_possible_signals() {
-        // 40 patterns without a required literal: three sets of 16.
+        // 40 patterns without a required literal: three sets (16, 16, 8).
         let mut a: Vec<(String, u32)> = (0..40u32)
             .map(|i| (format!(r"\bw{i}[a-z]?x\b"), i % 7))
             .collect();
