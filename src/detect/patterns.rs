@@ -925,26 +925,19 @@ fn matches_space_and_letter(hir: &Hir) -> bool {
                 *space |= lit.0.contains(&b' ');
                 *letter |= lit.0.iter().any(u8::is_ascii_alphabetic);
             }
-            HirKind::Class(Class::Unicode(class)) => {
-                let has = |c: char| {
-                    class
-                        .ranges()
-                        .iter()
-                        .any(|r| r.start() <= c && c <= r.end())
-                };
-                *space |= has(' ');
-                *letter |= ('a'..='z').chain('A'..='Z').any(has);
-            }
-            HirKind::Class(Class::Bytes(class)) => {
-                let has = |b: u8| {
-                    class
-                        .ranges()
-                        .iter()
-                        .any(|r| r.start() <= b && b <= r.end())
-                };
-                *space |= has(b' ');
-                *letter |= (b'a'..=b'z').chain(b'A'..=b'Z').any(has);
-            }
+            HirKind::Class(Class::Unicode(class)) => mark_ascii(space, letter, |b| {
+                let c = char::from(b);
+                class
+                    .ranges()
+                    .iter()
+                    .any(|r| r.start() <= c && c <= r.end())
+            }),
+            HirKind::Class(Class::Bytes(class)) => mark_ascii(space, letter, |b| {
+                class
+                    .ranges()
+                    .iter()
+                    .any(|r| r.start() <= b && b <= r.end())
+            }),
             HirKind::Repetition(rep) => walk(&rep.sub, space, letter),
             HirKind::Capture(cap) => walk(&cap.sub, space, letter),
             HirKind::Concat(subs) | HirKind::Alternation(subs) => {
@@ -952,6 +945,11 @@ fn matches_space_and_letter(hir: &Hir) -> bool {
             }
             HirKind::Empty | HirKind::Look(_) => {}
         }
+    }
+    /// Marks whether a class (asked through `has`, byte by ASCII byte) holds a space and a letter.
+    fn mark_ascii(space: &mut bool, letter: &mut bool, has: impl Fn(u8) -> bool) {
+        *space |= has(b' ');
+        *letter |= (b'a'..=b'z').chain(b'A'..=b'Z').any(has);
     }
     let (mut space, mut letter) = (false, false);
     walk(hir, &mut space, &mut letter);
