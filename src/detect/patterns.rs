@@ -12,7 +12,6 @@ use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::sync::{Arc, OnceLock};
 
 use aho_corasick::AhoCorasick;
-use regex::{Regex, RegexBuilder};
 use regex_automata::hybrid;
 use regex_automata::nfa::thompson::{self, NFA, WhichCaptures, pikevm::PikeVM};
 use regex_automata::util::pool::Pool;
@@ -103,7 +102,7 @@ struct Shared {
     case_insensitive: bool,
     /// Lazily compiled `patterns` (`None` if one failed, which the set makes
     /// practically impossible: it compiled the same pattern).
-    regexes: Vec<OnceLock<Option<Regex>>>,
+    regexes: Vec<OnceLock<Option<meta::Regex>>>,
 }
 
 /// Size limit for one compiled regex; generous but bounded.
@@ -112,21 +111,82 @@ const REGEX_SIZE_LIMIT: usize = 16 * 1024 * 1024;
 /// Size limit for the set of all regexes of one text form. The set holds
 /// every pattern of the policy (hundreds in the default one), so it gets more
 /// room than any single regex; each pattern is still held to
-/// [`REGEX_SIZE_LIMIT`] by [`compile_one`].
+/// [`REGEX_SIZE_LIMIT`] by [`check_pattern`].
 const SET_SIZE_LIMIT: usize = 64 * 1024 * 1024;
 
-/// Compiles one regex the way the matcher will, so a policy loader can report
-/// the failing pattern and its rule before building the whole set.
-pub fn compile_one(pattern: &str, case_insensitive: bool) -> Result<Regex, regex::Error> {
-    RegexBuilder::new(pattern)
-        .case_insensitive(case_insensitive)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .build()
+/// Cache capacity of each position regex's lazy DFAs (forward and reverse).
+/// A position regex only runs on texts the set search or the literal gate
+/// proposed, so its DFAs see little text; hundreds of them at the regex
+/// crate's default (2 MB each) were a large share of the memory a server
+/// grows to on varied traffic.
+const POSITION_DFA_CACHE_CAPACITY: usize = 2 * 1024 * 1024;
+
+/// A pattern that does not compile: the regex parser's explanation (with its
+/// pointer to the mistake) or the size limit it exceeds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatternError(String);
+
+impl std::fmt::Display for PatternError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PatternError {}
+
+/// Checks that one pattern compiles as the matcher will compile it (its
+/// syntax, and its size held to [`REGEX_SIZE_LIMIT`]), so a policy loader
+/// can report the failing pattern and its rule before building the whole
+/// set. Only the forward NFA is built: the checks need no more, and
+/// building a full regex for every pattern of every form was most of the
+/// time a policy took to compile.
+pub fn check_pattern(pattern: &str, case_insensitive: bool) -> Result<(), PatternError> {
+    let syntax = syntax::Config::new().case_insensitive(case_insensitive);
+    let hir = syntax::parse_with(pattern, &syntax).map_err(|e| PatternError(e.to_string()))?;
+    thompson::Compiler::new()
+        .configure(
+            thompson::Config::new()
+                .nfa_size_limit(Some(REGEX_SIZE_LIMIT))
+                .which_captures(WhichCaptures::None),
+        )
+        .build_from_hir(&hir)
+        .map(drop)
+        .map_err(|e| match e.size_limit() {
+            Some(limit) => PatternError(format!(
+                "compiled regex exceeds the size limit of {limit} bytes"
+            )),
+            None => PatternError(e.to_string()),
+        })
+}
+
+/// Compiles the regex that reports one pattern's positions. Matches are
+/// those of `regex::Regex` with the same pattern and case option (same
+/// syntax and match semantics). It is built without the regex crate's
+/// literal optimisations: it only ever runs on texts already known to hold
+/// a candidate, where they would save little, while extracting them was
+/// most of the cost of the first request that needed each regex (new text
+/// compiled hundreds of them).
+fn compile_one(pattern: &str, case_insensitive: bool) -> Option<meta::Regex> {
+    position_regex_builder(case_insensitive).build(pattern).ok()
+}
+
+/// How every position regex is built (see [`compile_one`]).
+fn position_regex_builder(case_insensitive: bool) -> meta::Builder {
+    let mut builder = meta::Regex::builder();
+    builder
+        .syntax(syntax::Config::new().case_insensitive(case_insensitive))
+        .configure(
+            meta::Regex::config()
+                .nfa_size_limit(Some(REGEX_SIZE_LIMIT))
+                .auto_prefilter(false)
+                .hybrid_cache_capacity(POSITION_DFA_CACHE_CAPACITY),
+        );
+    builder
 }
 
 impl PatternMatcher {
     /// Builds the matcher of one form from `(pattern, signal)` pairs; every
-    /// pattern must already have compiled with [`compile_one`].
+    /// pattern must already have passed [`check_pattern`].
     pub fn new(
         patterns: Vec<(String, u32)>,
         case_insensitive: bool,
@@ -599,8 +659,7 @@ impl Shared {
             let hir = parse_all(std::slice::from_ref(pattern), self.case_insensitive)
                 .ok()?
                 .pop()?;
-            meta::Regex::builder()
-                .configure(meta::Regex::config().nfa_size_limit(Some(REGEX_SIZE_LIMIT)))
+            position_regex_builder(self.case_insensitive)
                 .build_from_hir(&without_unicode_word_boundaries(hir))
                 .ok()
         })
@@ -631,11 +690,11 @@ impl Shared {
         ChunkedSet::from_groups(groups).ok()
     }
 
-    fn regex(&self, idx: usize) -> Option<&Regex> {
+    fn regex(&self, idx: usize) -> Option<&meta::Regex> {
         let pattern = self.patterns.get(idx)?;
         self.regexes
             .get(idx)?
-            .get_or_init(|| compile_one(pattern, self.case_insensitive).ok())
+            .get_or_init(|| compile_one(pattern, self.case_insensitive))
             .as_ref()
     }
 }
@@ -979,7 +1038,8 @@ mod tests {
 
     #[test]
     fn invalid_regex_is_an_error() {
-        assert!(compile_one("(unclosed", false).is_err());
+        assert!(check_pattern("(unclosed", false).is_err());
+        assert!(check_pattern("x{1000}{1000}{1000}", false).is_err());
         assert!(PatternMatcher::new(vec![("(x".into(), 0)], false).is_err());
     }
 
@@ -1000,7 +1060,10 @@ mod tests {
             .unwrap();
         let mut out = Vec::new();
         for idx in set.matches(text).iter() {
-            let re = compile_one(patterns[idx].0, ci).unwrap();
+            let re = regex::RegexBuilder::new(patterns[idx].0)
+                .case_insensitive(ci)
+                .build()
+                .unwrap();
             for m in re.find_iter(text).take(10) {
                 out.push(PatternHit {
                     signal: patterns[idx].1,

@@ -20,7 +20,7 @@ use crate::detect::classifier::Model;
 use crate::detect::decode::{DecodeLimits, Encoding};
 use crate::detect::keywords::{KeywordMatcher, KeywordTarget};
 use crate::detect::normalize::normalize;
-use crate::detect::patterns::{PatternMatcher, compile_one};
+use crate::detect::patterns::{PatternMatcher, check_pattern};
 
 const DEFAULT_REFUSAL: &str = "I can't help with that request.";
 const DEFAULT_STEER: &str = "You are a careful assistant. Decline requests for harmful, dangerous or hateful content, \
@@ -103,6 +103,7 @@ pub fn compile(files: &[LoadedFile]) -> Result<CompiledPolicy, PolicyError> {
         classifiers: Vec::new(),
         model_index: HashMap::new(),
         pattern_owners: HashMap::new(),
+        checked_patterns: HashSet::new(),
     };
     let mut seen_ids = HashSet::new();
     for file in files {
@@ -381,6 +382,9 @@ struct Builder {
     model_index: HashMap<PathBuf, usize>,
     /// Pattern sets already compiled in, to the signal that owns their hits.
     pattern_owners: HashMap<PatternSetKey, u32>,
+    /// Regexes (with their case option) already checked: most patterns are
+    /// matched on several forms, and a pattern is checked once.
+    checked_patterns: HashSet<(String, bool)>,
 }
 
 /// Everything that decides which hits a keyword/regex signal produces.
@@ -616,13 +620,19 @@ impl Builder {
         }
         for pattern in &signal.regex {
             for form in forms {
-                compile_one(pattern, *form != Form::Raw).map_err(|e| PolicyError::Regex {
-                    file: file.path.clone(),
-                    line: line_of_rule(&file.source, &rule.id),
-                    rule: rule.id.clone(),
-                    pattern: pattern.clone(),
-                    message: e.to_string(),
-                })?;
+                let case_insensitive = *form != Form::Raw;
+                if self
+                    .checked_patterns
+                    .insert((pattern.clone(), case_insensitive))
+                {
+                    check_pattern(pattern, case_insensitive).map_err(|e| PolicyError::Regex {
+                        file: file.path.clone(),
+                        line: line_of_rule(&file.source, &rule.id),
+                        rule: rule.id.clone(),
+                        pattern: pattern.clone(),
+                        message: e.to_string(),
+                    })?;
+                }
                 self.tables
                     .regexes
                     .entry(*form)
