@@ -23,10 +23,19 @@ end
 -- A body with "{{N}}" gets a new 10-digit number there in every request
 -- (per thread: thread ids keep threads apart), so no two prompts are the
 -- same text and no cache in front of the model can answer from memory.
+-- A body with "{{PROMPT}}" gets there the next line of the file named by
+-- $WRK_PROMPTS (load.sh --varied), each thread starting at its own line.
 local template = wrk.body
 local counter = 0
 local threads_made = 0
 base = 0 -- set per thread by setup (a global, so thread:set reaches it)
+local prompts = {}
+local prompts_path = os.getenv("WRK_PROMPTS")
+if prompts_path ~= nil and prompts_path ~= "" then
+  for line in io.lines(prompts_path) do
+    prompts[#prompts + 1] = line
+  end
+end
 if string.find(template, "{{N}}", 1, true) then
   setup = function(thread)
     threads_made = threads_made + 1
@@ -35,6 +44,12 @@ if string.find(template, "{{N}}", 1, true) then
   request = function()
     counter = counter + 1
     local body = string.gsub(template, "{{N}}", string.format("%010d", base + counter), 1)
+    if #prompts > 0 then
+      local prompt = prompts[(base / 100000000 * 37 + counter) % #prompts + 1]
+      -- a function replacement: the text is inserted as it is, never read
+      -- as a gsub pattern
+      body = string.gsub(body, "{{PROMPT}}", function() return prompt end, 1)
+    end
     return wrk.format(nil, nil, nil, body)
   end
 end

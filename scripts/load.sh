@@ -14,7 +14,7 @@ usage() {
   cat <<'EOF'
 usage: scripts/load.sh [--duration SECS] [--warmup SECS] [--connections "1 32"]
                        [--sizes "1 16"] [--chunks N] [--rounds N] [--wrk-threads N]
-                       [--conversation] [--litellm] [--no-build] [--keep DIR]
+                       [--conversation] [--varied] [--litellm] [--no-build] [--keep DIR]
                        [--compare BINARY] [--no-default-policy]
        scripts/load.sh --in-process [REQUESTS]   (the older in-process generator)
 
@@ -31,6 +31,13 @@ usage: scripts/load.sh [--duration SECS] [--warmup SECS] [--connections "1 32"]
                       call) before the new user message of each size; adds
                       a row for the default policy with its detection cache
                       off (detection_cache_mb: 0)
+  --varied            each request's prompt is the next of about 4 MB of
+                      different texts (words of the project's README and
+                      docs in random order, seed 7; those the default
+                      policy blocks are left out) instead of the same prose
+                      with a new number: detection on text it has not seen,
+                      as on real traffic (rows after the first of a size
+                      see the texts again, warmer)
   --litellm           also measure LiteLLM's proxy in front of the same mock
                       (installs litellm[proxy] into target/litellm-venv)
   --no-build          use the release binaries already built (in
@@ -55,6 +62,7 @@ WRK_THREADS=1
 ROUNDS=1
 LITELLM=0
 CONVERSATION=0
+VARIED=0
 BUILD=1
 KEEP=""
 COMPARE=""
@@ -70,6 +78,7 @@ while [[ $# -gt 0 ]]; do
     --rounds) ROUNDS=$2; shift 2 ;;
     --litellm) LITELLM=1; shift ;;
     --conversation) CONVERSATION=1; shift ;;
+    --varied) VARIED=1; shift ;;
     --no-build) BUILD=0; shift ;;
     --keep) KEEP=$2; shift 2 ;;
     --compare) COMPARE=$(realpath "$2"); shift 2 ;;
@@ -242,14 +251,18 @@ a quiet evening with fado music and a morning at a market. "
 body_file() { # size_kb stream -> path
   local kb=$1 stream=$2 file="$WORK/body-$1k-$2.json"
   if [[ ! -f $file ]]; then
-    python3 - "$kb" "$stream" "$PROSE" "$CONVERSATION" >"$file" <<'EOF'
+    python3 - "$kb" "$stream" "$PROSE" "$CONVERSATION" "$VARIED" >"$file" <<'EOF'
 import json, sys
 kb, stream, prose = int(sys.argv[1]), sys.argv[2] == "stream", sys.argv[3]
 conversation = sys.argv[4] == "1"
 # "{{N}}" becomes a new number in every request (scripts/load.lua), so each
 # prompt is a text Palisade has not seen: its detection cache, which skips
-# texts already checked, is not what is measured.
-prompt = ("Request {{N}}. " + prose * (kb * 1024 // len(prose) + 1))[: kb * 1024]
+# texts already checked, is not what is measured. With --varied, "{{PROMPT}}"
+# becomes one of the texts of prompts_file (below), another one per request.
+if sys.argv[5] == "1":
+    prompt = "Request {{N}}. {{PROMPT}}"
+else:
+    prompt = ("Request {{N}}. " + prose * (kb * 1024 // len(prose) + 1))[: kb * 1024]
 messages = [{"role": "system", "content": "You are a concise travel assistant."}]
 if conversation:
     # A system prompt of 4 KB and four earlier turns of about 1 KB: the
@@ -263,6 +276,48 @@ if conversation:
 messages.append({"role": "user", "content": prompt})
 print(json.dumps({"model": "mock", "stream": stream, "messages": messages}))
 EOF
+  fi
+  echo "$file"
+}
+
+# With --varied: about 4 MB of texts of size_kb KB each (4,096 of 1 KB, 256
+# of 16 KB; at least 200), one per line, made of
+# the words of the project's README and docs in random order (seed 7), so
+# each request brings text the detectors have not seen (their lazy DFAs
+# build new states on it, as on real traffic); only letters and spaces, so
+# a line goes into the JSON body as it is. Texts the default policy blocks
+# are left out (the docs quote attacks), so every measured request is allowed.
+prompts_file() { # size_kb -> path
+  local kb=$1 file="$WORK/prompts-$1k.txt"
+  if [[ ! -f $file ]]; then
+    python3 - "$kb" "$ROOT" >"$WORK/prompts-$kb.jsonl" <<'EOF'
+import glob, json, random, re, sys
+kb, root = int(sys.argv[1]), sys.argv[2]
+words = []
+for path in sorted([root + "/README.md"] + glob.glob(root + "/docs/*.md")):
+    words += re.findall(r"[A-Za-z]{2,15}", open(path, encoding="utf-8").read())
+rng = random.Random(7)
+for _ in range(max(200, 4096 // kb)):
+    out, size = [], 0
+    while size < kb * 1024:
+        sentence = rng.sample(words, rng.randint(6, 18))
+        sentence[0] = sentence[0].capitalize()
+        text = " ".join(sentence) + rng.choice([".", ".", ".", "?", ","])
+        out.append(text)
+        size += len(text) + 1
+    print(json.dumps({"text": " ".join(out)[: kb * 1024], "label": "benign"}))
+EOF
+    "$PALISADE" eval --policy "$ROOT/policies/default.yaml" --mistakes --json \
+      "$WORK/prompts-$kb.jsonl" >"$WORK/prompts-$kb.eval.json"
+    python3 - "$WORK/prompts-$kb.jsonl" "$WORK/prompts-$kb.eval.json" >"$file" <<'EOF'
+import json, sys
+report = json.load(open(sys.argv[2]))
+blocked = {int(m["origin"].rsplit(":", 1)[1]) for m in report.get("mistakes", [])}
+for number, line in enumerate(open(sys.argv[1]), 1):
+    if number not in blocked:
+        print(json.loads(line)["text"])
+EOF
+    echo "load.sh: --varied, $kb KB: $(wc -l <"$file") of $(wc -l <"$WORK/prompts-$kb.jsonl") texts allowed by the default policy" >&2
   fi
   echo "$file"
 }
@@ -319,13 +374,15 @@ for ((round = 1; round <= ROUNDS; round++)); do
       threads=$((WRK_THREADS < conns ? WRK_THREADS : conns))
       for kb in $SIZES; do
         body=$(body_file "$kb" "$stream")
+        prompts=""
+        if [[ $VARIED == 1 ]]; then prompts=$(prompts_file "$kb"); fi
         if [[ $stream == stream ]]; then kind="stream($CHUNKS)"; else kind=non-stream; fi
         scenario="$kind c=$conns, $kb KB"
         for i in "${!URLS[@]}"; do
           url=${URLS[$i]}/chat/completions
-          WRK_BODY=$body wrk -t "$threads" -c "$conns" -d "${WARMUP}s" --timeout 10s \
+          WRK_BODY=$body WRK_PROMPTS=$prompts wrk -t "$threads" -c "$conns" -d "${WARMUP}s" --timeout 10s \
             -s scripts/load.lua "$url" >/dev/null
-          raw=$(WRK_BODY=$body wrk -t "$threads" -c "$conns" -d "${DURATION}s" --timeout 10s \
+          raw=$(WRK_BODY=$body WRK_PROMPTS=$prompts wrk -t "$threads" -c "$conns" -d "${DURATION}s" --timeout 10s \
             -s scripts/load.lua "$url" | grep '^{' | tail -1)
           echo "$raw" >>"$WORK/wrk.jsonl"
           jq -r --arg r "$round" --arg s "$scenario" --arg t "${TARGETS[$i]}" \
