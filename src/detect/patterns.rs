@@ -176,6 +176,7 @@ fn position_regex_builder(case_insensitive: bool) -> meta::Builder {
         .configure(
             meta::Regex::config()
                 .nfa_size_limit(Some(REGEX_SIZE_LIMIT))
+                .which_captures(WhichCaptures::Implicit)
                 .auto_prefilter(false)
                 .hybrid_cache_capacity(POSITION_DFA_CACHE_CAPACITY),
         );
