@@ -240,3 +240,32 @@ fn decoded_accepts_true_false_or_only_and_encodings_need_payloads() {
     let error = load("only", "    encodings: [rot47]\n").expect_err("unknown encoding");
     assert!(error.contains("rot47"), "{error}");
 }
+
+/// A regex that does not compile is reported with its file, the line of its
+/// rule, the rule, the pattern and the parser's explanation, and a regex
+/// over the size limit says so; table-driven: (pattern, expected words).
+#[test]
+fn an_invalid_regex_names_its_rule_line_pattern_and_the_reason() {
+    let cases = [
+        (r"\b(unclosed", "unclosed group"),
+        (r"[z-a]", "invalid character class range"),
+        (r"\w{1000}{1000}", "size limit"),
+    ];
+    for (pattern, reason) in cases {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("policy.yaml");
+        let yaml = format!(
+            "version: 1\nrules:\n  - id: fine\n    keywords: [zebra]\n  - id: broken\n    regex: ['{pattern}']\n"
+        );
+        std::fs::write(&path, yaml).expect("policy written");
+        let error = load_path(&path)
+            .expect_err("invalid regex rejected")
+            .to_string();
+        for expected in ["policy.yaml:5", "rule `broken`", pattern, reason] {
+            assert!(
+                error.contains(expected),
+                "{pattern}: {expected:?} not in {error}"
+            );
+        }
+    }
+}
