@@ -74,6 +74,15 @@ pub struct PatternMatcher {
     shared: Option<Arc<Shared>>,
     /// This form's patterns in order: (index in `shared`, signal).
     entries: Vec<(usize, u32)>,
+    /// The same entries grouped by the set that searches them (index: set
+    /// of `shared`), in order within each, so what one set search ruled out
+    /// is found without walking every pattern ([`Self::ruled_out`] runs
+    /// after each of the dozens of set searches of a text).
+    entries_of_set: Vec<Vec<(usize, u32)>>,
+    /// The signals of the entries a set searches, in order, each with its
+    /// set. [`Self::search_next_set`] walks these only: most patterns are
+    /// gated by literals and in no set.
+    set_entries: Vec<(u32, usize)>,
 }
 
 /// Patterns compiled once for one or more forms.
@@ -233,6 +242,14 @@ impl PatternMatcher {
                 } else {
                     shared.clone()
                 },
+                entries_of_set: shared
+                    .as_deref()
+                    .map(|shared| shared.group_by_set(&entries))
+                    .unwrap_or_default(),
+                set_entries: shared
+                    .as_deref()
+                    .map(|shared| shared.with_sets(&entries))
+                    .unwrap_or_default(),
                 entries,
             })
             .collect())
@@ -356,11 +373,8 @@ impl PatternMatcher {
         let shared = self.shared.as_ref()?;
         let slot = memos.slot_for_text(shared, text);
         let memo = memos.memos.get_mut(slot)?;
-        for (idx, signal) in &self.entries {
-            if let Some(Some(chunk)) = shared.chunk_of.get(*idx)
-                && !memo.searched.get(*chunk).copied().unwrap_or(true)
-                && needed(*signal)
-            {
+        for (signal, chunk) in &self.set_entries {
+            if !memo.searched.get(*chunk).copied().unwrap_or(true) && needed(*signal) {
                 shared.search_chunk(text, *chunk, memo);
                 return Some(SearchedSet {
                     memo: slot,
@@ -393,10 +407,12 @@ impl PatternMatcher {
         let Some(memo) = memos.memos.get(searched.memo) else {
             return;
         };
-        for (idx, signal) in &self.entries {
-            if shared.chunk_of.get(*idx) != Some(&Some(searched.chunk)) {
-                continue;
-            }
+        for (idx, signal) in self
+            .entries_of_set
+            .get(searched.chunk)
+            .into_iter()
+            .flatten()
+        {
             if PatternID::new(*idx).is_ok_and(|id| !memo.searched_hits.contains(id)) {
                 mark(*signal);
             }
@@ -547,6 +563,32 @@ impl ScanMemo {
 }
 
 impl Shared {
+    /// The signals of the `entries` (pattern index, signal) a set searches,
+    /// in order, each with its set.
+    fn with_sets(&self, entries: &[(usize, u32)]) -> Vec<(u32, usize)> {
+        entries
+            .iter()
+            .filter_map(|(idx, signal)| match self.chunk_of.get(*idx) {
+                Some(Some(chunk)) => Some((*signal, *chunk)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// `entries` (pattern index, signal) grouped by the set that searches
+    /// each pattern, in their order; gated patterns are in no set.
+    fn group_by_set(&self, entries: &[(usize, u32)]) -> Vec<Vec<(usize, u32)>> {
+        let mut groups = vec![Vec::new(); self.set.chunks.len()];
+        for (idx, signal) in entries {
+            if let Some(Some(chunk)) = self.chunk_of.get(*idx)
+                && let Some(group) = groups.get_mut(*chunk)
+            {
+                group.push((*idx, *signal));
+            }
+        }
+        groups
+    }
+
     /// Splits `patterns` into those gated by required literals and those
     /// searched as sets, and builds both.
     fn new(patterns: Vec<String>, case_insensitive: bool) -> Result<Self, PatternSetError> {
