@@ -36,16 +36,9 @@ pub struct PatternHit {
 
 /// Building a pattern set failed (a pattern does not parse, or the set is
 /// over the size limit).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
 pub struct PatternSetError(String);
-
-impl std::fmt::Display for PatternSetError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for PatternSetError {}
 
 /// The regexes of one text form, with their signal ids.
 ///
@@ -130,16 +123,9 @@ const POSITION_DFA_CACHE_CAPACITY: usize = 2 * 1024 * 1024;
 
 /// A pattern that does not compile: the regex parser's explanation (with its
 /// pointer to the mistake) or the size limit it exceeds.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
 pub struct PatternError(String);
-
-impl std::fmt::Display for PatternError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for PatternError {}
 
 /// Checks that one pattern compiles as the matcher will compile it (its
 /// syntax, and its size held to [`REGEX_SIZE_LIMIT`]), so a policy loader
