@@ -4,6 +4,8 @@
 //! compiler → detectors → decision engine → OpenAI wire types → proxy handlers
 //! and streaming → server and telemetry. Each module only uses the ones before it.
 
+#![forbid(unsafe_code)]
+
 pub mod cli;
 pub mod config;
 pub mod detect;

@@ -9,5 +9,29 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    disable_transparent_huge_pages();
     palisade::cli::run()
+}
+
+/// Small pages only, unless the operator asks otherwise with mimalloc's own
+/// variable (`MIMALLOC_ALLOW_THP=1`).
+///
+/// mimalloc asks the kernel for transparent huge pages on the regions it
+/// maps, and hosts configured `always` give them anyway: a 2 MB page is
+/// resident as soon as one byte of it is touched, so the compiled policy,
+/// scattered over pages the compiler's temporary data also used, kept about
+/// 27 MB more resident when idle (97 vs 71 MB) and faulting the huge pages
+/// in cost more system time than the fewer TLB misses saved
+/// (`docs/performance.md`, session 15).
+#[allow(unsafe_code)]
+fn disable_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+        // SAFETY: PR_SET_THP_DISABLE takes integer arguments only and
+        // changes a flag of this process; no memory is read or written.
+        // A kernel without it returns an error, which changes nothing.
+        unsafe {
+            libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+        }
+    }
 }

@@ -15,7 +15,6 @@ use aho_corasick::AhoCorasick;
 use regex_automata::hybrid;
 use regex_automata::nfa::thompson::{self, NFA, WhichCaptures, pikevm::PikeVM};
 use regex_automata::util::pool::Pool;
-use regex_automata::util::prefilter::Prefilter;
 use regex_automata::util::syntax;
 use regex_automata::{Input, MatchKind, PatternID, PatternSet, meta};
 use regex_syntax::hir::Hir;
@@ -845,7 +844,12 @@ impl LiteralGate {
 /// with the engines its meta regex uses for that search (a forward lazy DFA,
 /// and the PikeVM when the lazy DFA gives up, e.g. on a Unicode word
 /// boundary in non-ASCII text), configured the same way, but without the
-/// reverse NFA and the engines that only serve match positions.
+/// reverse NFA and the engines that only serve match positions, and without
+/// a literal prefilter: the sets that got one were the two-pattern sets of
+/// patterns with gaps, whose many case-folded prefixes made Aho-Corasick
+/// DFAs of 0.1-0.75 MB each (9.3 MB of the 41 MB compiled policy) that saved
+/// nothing on new text and 4% of the instructions on a repeated prompt
+/// (`docs/performance.md`, session 15).
 struct SetEngine {
     engines: Arc<Engines>,
     pool: Pool<SetCache, CacheFn>,
@@ -877,7 +881,6 @@ impl SetEngine {
     fn from_hirs(hirs: &[Hir]) -> Result<Self, PatternSetError> {
         let err = |e: &dyn std::fmt::Display| PatternSetError(e.to_string());
         let kind = MatchKind::All;
-        let pre = Prefilter::from_hirs_prefix(kind, hirs);
         let nfa: NFA = thompson::Compiler::new()
             .configure(
                 thompson::Config::new()
@@ -888,7 +891,7 @@ impl SetEngine {
             .build_many_from_hir(hirs)
             .map_err(|e| err(&e))?;
         let pikevm = PikeVM::builder()
-            .configure(PikeVM::config().match_kind(kind).prefilter(pre.clone()))
+            .configure(PikeVM::config().match_kind(kind))
             .build_from_nfa(nfa.clone())
             .map_err(|e| err(&e))?;
         // As the meta regex configures its lazy DFA; building fails only if
@@ -898,8 +901,6 @@ impl SetEngine {
             .configure(
                 hybrid::dfa::Config::new()
                     .match_kind(kind)
-                    .specialize_start_states(pre.is_some())
-                    .prefilter(pre)
                     .starts_for_each_pattern(true)
                     .byte_classes(true)
                     .unicode_word_boundary(true)
