@@ -853,7 +853,11 @@ impl LiteralGate {
     /// The patterns that require literal `literal`.
     fn patterns_of(&self, literal: usize) -> &[PatternID] {
         let start = self.pattern_starts.get(literal).copied().unwrap_or(0);
-        let end = self.pattern_starts.get(literal + 1).copied().unwrap_or(start);
+        let end = self
+            .pattern_starts
+            .get(literal + 1)
+            .copied()
+            .unwrap_or(start);
         self.pattern_ids.get(start..end).unwrap_or_default()
     }
 
