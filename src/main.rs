@@ -14,10 +14,13 @@ fn main() -> std::process::ExitCode {
 }
 
 /// Small pages only, unless the operator asks otherwise with mimalloc's own
-/// variable (`MIMALLOC_ALLOW_THP=1`).
+/// variable (`MIMALLOC_ALLOW_THP=1`, which then matters on hosts whose
+/// transparent huge pages are `always`).
 ///
-/// mimalloc asks the kernel for transparent huge pages on the regions it
-/// maps, and hosts configured `always` give them anyway: a 2 MB page is
+/// mimalloc asked the kernel for transparent huge pages on the regions it
+/// maps (built with its `no_thp` feature it no longer does, which also
+/// keeps the pages touched before `main` small), and hosts configured
+/// `always` give them anyway: a 2 MB page is
 /// resident as soon as one byte of it is touched, so the compiled policy,
 /// scattered over pages the compiler's temporary data also used, kept about
 /// 27 MB more resident when idle (97 vs 71 MB) and faulting the huge pages
