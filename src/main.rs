@@ -20,12 +20,11 @@ fn main() -> std::process::ExitCode {
 /// mimalloc asked the kernel for transparent huge pages on the regions it
 /// maps (built with its `no_thp` feature it no longer does, which also
 /// keeps the pages touched before `main` small), and hosts configured
-/// `always` give them anyway: a 2 MB page is
-/// resident as soon as one byte of it is touched, so the compiled policy,
-/// scattered over pages the compiler's temporary data also used, kept about
-/// 27 MB more resident when idle (97 vs 71 MB) and faulting the huge pages
-/// in cost more system time than the fewer TLB misses saved
-/// (`docs/performance.md`, session 15).
+/// `always` give them anyway. A 2 MB page is resident as soon as one byte
+/// of it is touched, so the compiled policy, scattered over pages the
+/// compiler's temporary data also used, kept about 27 MB more resident when
+/// idle (97 vs 71 MB), and faulting the huge pages in cost more system time
+/// than the fewer TLB misses saved (`docs/performance.md`, session 15).
 #[allow(unsafe_code)]
 fn disable_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
