@@ -133,8 +133,8 @@ pub struct PatternError(String);
 /// building a full regex for every pattern of every form was most of the
 /// time a policy took to compile.
 pub fn check_pattern(pattern: &str, case_insensitive: bool) -> Result<(), PatternError> {
-    let syntax = syntax::Config::new().case_insensitive(case_insensitive);
-    let hir = syntax::parse_with(pattern, &syntax).map_err(|e| PatternError(e.to_string()))?;
+    let hir = syntax::parse_with(pattern, &syntax_config(case_insensitive))
+        .map_err(|e| PatternError(e.to_string()))?;
     thompson::Compiler::new()
         .configure(
             thompson::Config::new()
@@ -165,15 +165,13 @@ fn compile_one(pattern: &str, case_insensitive: bool) -> Option<meta::Regex> {
 /// How every position regex is built (see [`compile_one`]).
 fn position_regex_builder(case_insensitive: bool) -> meta::Builder {
     let mut builder = meta::Regex::builder();
-    builder
-        .syntax(syntax::Config::new().case_insensitive(case_insensitive))
-        .configure(
-            meta::Regex::config()
-                .nfa_size_limit(Some(REGEX_SIZE_LIMIT))
-                .which_captures(WhichCaptures::Implicit)
-                .auto_prefilter(false)
-                .hybrid_cache_capacity(POSITION_DFA_CACHE_CAPACITY),
-        );
+    builder.syntax(syntax_config(case_insensitive)).configure(
+        meta::Regex::config()
+            .nfa_size_limit(Some(REGEX_SIZE_LIMIT))
+            .which_captures(WhichCaptures::Implicit)
+            .auto_prefilter(false)
+            .hybrid_cache_capacity(POSITION_DFA_CACHE_CAPACITY),
+    );
     builder
 }
 
@@ -985,8 +983,15 @@ impl SetEngine {
 /// Parses `patterns` with the options `regex::RegexSetBuilder` uses (syntax
 /// defaults and the case sensitivity).
 fn parse_all(patterns: &[String], case_insensitive: bool) -> Result<Vec<Hir>, PatternSetError> {
-    let syntax = syntax::Config::new().case_insensitive(case_insensitive);
-    syntax::parse_many_with(patterns, &syntax).map_err(|e| PatternSetError(e.to_string()))
+    syntax::parse_many_with(patterns, &syntax_config(case_insensitive))
+        .map_err(|e| PatternSetError(e.to_string()))
+}
+
+/// The one syntax configuration every parse of a policy pattern uses (the
+/// check at load, the sets, the position regexes), so a pattern that passed
+/// [`check_pattern`] means the same everywhere it is compiled.
+fn syntax_config(case_insensitive: bool) -> syntax::Config {
+    syntax::Config::new().case_insensitive(case_insensitive)
 }
 
 /// Patterns per set for patterns with a gap (see [`has_gap`]). A lazy DFA
