@@ -2,10 +2,11 @@
 //! decided first, then only those regexes are run for positions. A regex
 //! with required literals ([`super::required`]) is a candidate when one of
 //! them occurs (one Aho-Corasick pass for all); the others are asked of a
-//! set search (forward lazy DFAs over small sets of patterns). Non-ASCII texts
-//! are asked of relaxed copies ([`super::relax`]) so every search stays a
-//! DFA scan; the exact regexes decide, so results never depend on which
-//! search proposed a candidate.
+//! set search (forward lazy DFAs over small sets of patterns). ASCII texts
+//! are asked of sets built from the patterns' ASCII restrictions (exact on
+//! ASCII, far smaller automata); non-ASCII texts of relaxed copies
+//! ([`super::relax`]) so every search stays a DFA scan; the exact regexes
+//! decide, so results never depend on which search proposed a candidate.
 
 use std::collections::HashSet;
 use std::panic::{RefUnwindSafe, UnwindSafe};
@@ -19,7 +20,9 @@ use regex_automata::util::syntax;
 use regex_automata::{Input, MatchKind, PatternID, PatternSet, meta};
 use regex_syntax::hir::Hir;
 
-use super::relax::{has_unicode_word_boundary, without_unicode_word_boundaries};
+use super::relax::{
+    has_unicode_word_boundary, restricted_to_ascii, without_unicode_word_boundaries,
+};
 use super::required::{fold_text_to_ascii, required_literals};
 
 /// A regex hit: which signal, where in the scanned text.
@@ -80,15 +83,16 @@ pub struct PatternMatcher {
 /// Patterns compiled once for one or more forms.
 #[derive(Debug)]
 struct Shared {
-    /// The patterns without a required literal, searched as sets.
+    /// The patterns without a required literal, restricted to ASCII
+    /// ([`restricted_to_ascii`]), searched as sets on ASCII texts.
     set: ChunkedSet,
     /// For each pattern, the set of `set` (and of `relaxed`, which is
     /// chunked the same way) that searches it; `None` for gated patterns.
     chunk_of: Vec<Option<usize>>,
     /// Those patterns without Unicode word boundaries, for non-ASCII texts
     /// (see [`super::relax`]); built on the first such text. `None` inside:
-    /// no pattern has such a boundary, or building failed; `set` answers
-    /// then.
+    /// building failed, and then every pattern of a searched set counts as
+    /// possible (the exact regexes decide).
     relaxed: OnceLock<Option<ChunkedSet>>,
     /// The patterns with required literals: candidates when one of their
     /// literals occurs in the text.
@@ -601,8 +605,17 @@ impl Shared {
                 }
             }
         }
+        let ascii_groups = groups
+            .into_iter()
+            .map(|group| {
+                group
+                    .into_iter()
+                    .map(|(idx, hir)| (idx, restricted_to_ascii(hir)))
+                    .collect()
+            })
+            .collect();
         Ok(Self {
-            set: ChunkedSet::from_groups(groups)?,
+            set: ChunkedSet::from_groups(ascii_groups)?,
             chunk_of,
             relaxed: OnceLock::new(),
             gate: LiteralGate::new(gated),
@@ -616,10 +629,10 @@ impl Shared {
     /// Searches the sets marked in `chunks` that `memo` has not searched
     /// yet, adding the patterns they report to `memo.searched_hits`.
     ///
-    /// On ASCII text a Unicode word boundary is an ASCII one, which the lazy
-    /// DFA of `set` handles, so the exact set answers. On any other text
-    /// that DFA gives up at the first non-ASCII byte and the search falls
-    /// back to the PikeVM over every pattern (about a second for 4 KB with
+    /// On ASCII text the sets of ASCII restrictions answer exactly. On any
+    /// other text they would miss what needs a non-ASCII character, and
+    /// exact Unicode sets would leave their lazy DFAs at the first non-ASCII
+    /// byte for the PikeVM over every pattern (about a second for 4 KB with
     /// the default policy); the relaxed sets stay DFA scans and report a
     /// superset, which the exact regexes narrow ([`Self::find`]).
     fn search_sets(&self, text: &str, chunks: &[bool], memo: &mut ScanMemo) {
@@ -640,15 +653,14 @@ impl Shared {
             return;
         }
         *searched = true;
-        let sets = if text.is_ascii() {
-            &self.set
+        if text.is_ascii() {
+            self.set
+                .which_match_in(chunk, text, &mut memo.searched_hits);
+        } else if let Some(relaxed) = self.relaxed.get_or_init(|| self.build_relaxed()) {
+            relaxed.which_match_in(chunk, text, &mut memo.searched_hits);
         } else {
-            match self.relaxed.get_or_init(|| self.build_relaxed()) {
-                Some(relaxed) => relaxed,
-                None => &self.set,
-            }
-        };
-        sets.which_match_in(chunk, text, &mut memo.searched_hits);
+            self.set.all_of(chunk, &mut memo.searched_hits);
+        }
     }
 
     /// Spans of pattern `idx` in `text`, at most `max` of them. A gated
@@ -691,7 +703,6 @@ impl Shared {
     }
 
     fn build_relaxed(&self) -> Option<ChunkedSet> {
-        let mut any_boundary = false;
         let mut groups = Vec::with_capacity(self.set.ids.len());
         for ids in &self.set.ids {
             let patterns: Vec<String> = ids
@@ -699,7 +710,6 @@ impl Shared {
                 .filter_map(|idx| self.patterns.get(*idx).cloned())
                 .collect();
             let hirs = parse_all(&patterns, self.case_insensitive).ok()?;
-            any_boundary |= hirs.iter().any(has_unicode_word_boundary);
             groups.push(
                 ids.iter()
                     .copied()
@@ -707,9 +717,6 @@ impl Shared {
                     .map(|(idx, hir)| (idx, without_unicode_word_boundaries(hir)))
                     .collect(),
             );
-        }
-        if !any_boundary {
-            return None;
         }
         ChunkedSet::from_groups(groups).ok()
     }
@@ -755,6 +762,16 @@ impl ChunkedSet {
     #[cfg(test)]
     fn ids(&self) -> impl Iterator<Item = usize> + '_ {
         self.ids.iter().flatten().copied()
+    }
+
+    /// Adds the indices of every pattern of set `chunk` to `out`: what may
+    /// match when the set cannot be searched.
+    fn all_of(&self, chunk: usize, out: &mut PatternSet) {
+        for idx in self.ids.get(chunk).into_iter().flatten() {
+            if let Ok(id) = PatternID::new(*idx) {
+                out.insert(id);
+            }
+        }
     }
 
     /// Adds the indices of the patterns of set `chunk` that match `text` to

@@ -14,7 +14,9 @@
 //! the matcher does anyway, for positions) removes the extra ones. Results
 //! are identical; the set pass stays a DFA scan whatever the text.
 
-use regex_syntax::hir::{Hir, HirKind, Look};
+use regex_syntax::hir::{
+    Class, ClassBytes, ClassBytesRange, ClassUnicode, ClassUnicodeRange, Hir, HirKind, Look,
+};
 
 /// Whether `hir` contains a Unicode word-boundary assertion, i.e. whether a
 /// lazy DFA searching for it gives up on non-ASCII text.
@@ -49,6 +51,60 @@ pub fn without_unicode_word_boundaries(hir: Hir) -> Hir {
                 .map(without_unicode_word_boundaries)
                 .collect(),
         ),
+    }
+}
+
+/// `hir` as it behaves on ASCII text: every class cut to its ASCII part,
+/// every literal with a non-ASCII byte replaced by a regex that never
+/// matches, every Unicode word-boundary assertion replaced by its ASCII one.
+///
+/// Why: on ASCII text the result matches exactly where `hir` does (the
+/// Unicode and ASCII word characters agree on ASCII, and nothing else can
+/// match a non-ASCII character or byte there), but its NFA is far smaller.
+/// A case-insensitive `s` is `[Ss\u{17F}]`, `[^.]` and `\w` are hundreds of
+/// UTF-8 byte sequences; the set searches build their lazy-DFA states from
+/// those NFA states on every new text, so the sets searched on ASCII text are
+/// built from these (the text forms are ASCII for most traffic).
+pub fn restricted_to_ascii(hir: Hir) -> Hir {
+    match hir.into_kind() {
+        HirKind::Empty => Hir::empty(),
+        HirKind::Literal(lit) if lit.0.is_ascii() => Hir::literal(lit.0),
+        HirKind::Literal(_) => Hir::fail(),
+        HirKind::Class(Class::Unicode(mut class)) => {
+            class.intersect(&ClassUnicode::new([ClassUnicodeRange::new('\0', '\x7F')]));
+            Hir::class(Class::Unicode(class))
+        }
+        HirKind::Class(Class::Bytes(mut class)) => {
+            class.intersect(&ClassBytes::new([ClassBytesRange::new(0, 0x7F)]));
+            Hir::class(Class::Bytes(class))
+        }
+        HirKind::Look(look) => Hir::look(ascii_word_look(look)),
+        HirKind::Repetition(mut rep) => {
+            rep.sub = Box::new(restricted_to_ascii(*rep.sub));
+            Hir::repetition(rep)
+        }
+        HirKind::Capture(mut cap) => {
+            cap.sub = Box::new(restricted_to_ascii(*cap.sub));
+            Hir::capture(cap)
+        }
+        HirKind::Concat(subs) => Hir::concat(subs.into_iter().map(restricted_to_ascii).collect()),
+        HirKind::Alternation(subs) => {
+            Hir::alternation(subs.into_iter().map(restricted_to_ascii).collect())
+        }
+    }
+}
+
+/// The ASCII counterpart of a Unicode word-boundary assertion; other
+/// assertions unchanged.
+fn ascii_word_look(look: Look) -> Look {
+    match look {
+        Look::WordUnicode => Look::WordAscii,
+        Look::WordUnicodeNegate => Look::WordAsciiNegate,
+        Look::WordStartUnicode => Look::WordStartAscii,
+        Look::WordEndUnicode => Look::WordEndAscii,
+        Look::WordStartHalfUnicode => Look::WordStartHalfAscii,
+        Look::WordEndHalfUnicode => Look::WordEndHalfAscii,
+        other => other,
     }
 }
 
@@ -87,6 +143,54 @@ mod tests {
         assert_eq!(without_unicode_word_boundaries(ascii.clone()), ascii);
         let anchored = parse(r"\Afoo$", false);
         assert_eq!(without_unicode_word_boundaries(anchored.clone()), anchored);
+    }
+
+    #[test]
+    fn ascii_restriction_matches_exactly_on_ascii_text() {
+        let patterns = [
+            r"\bsex\b",
+            r"(?:ignore|forget)\s+\bprevious\b[^.]{0,20}rules",
+            r"\w+ing\b{end}",
+            r"\B\d+\b",
+            r"(?:убить|kill) \w+",
+            r"caf[eé] [a-z]{2,}",
+            r"(?-u:\w)+ (?-u:\b)stop",
+            r"[^a-z ]{2}",
+        ];
+        let texts = [
+            "Essex and sex, then ignore   previous ... rules? ignore previous  safety rules",
+            "singing x42 kill Bob, cafe latte, STOP!",
+            "KILL the process; Kelvin k and long s: s",
+            "",
+        ];
+        for ci in [false, true] {
+            for pattern in patterns {
+                let exact = regex::RegexBuilder::new(pattern)
+                    .case_insensitive(ci)
+                    .build()
+                    .unwrap_or_else(|e| panic!("{pattern}: {e}"));
+                let ascii = restricted_to_ascii(parse(pattern, ci));
+                let ascii = regex::bytes::Regex::new(&ascii.to_string())
+                    .unwrap_or_else(|e| panic!("{pattern} -> {ascii}: {e}"));
+                for text in texts {
+                    let a: Vec<_> = exact.find_iter(text).map(|m| m.range()).collect();
+                    let b: Vec<_> = ascii
+                        .find_iter(text.as_bytes())
+                        .map(|m| m.range())
+                        .collect();
+                    assert_eq!(a, b, "{pattern} (ci {ci}) on {text:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ascii_restriction_drops_what_only_non_ascii_can_match() {
+        let hir = restricted_to_ascii(parse(r"\bcafé\b|\w", true));
+        assert!(!has_unicode_word_boundary(&hir));
+        let re = regex::bytes::Regex::new(&hir.to_string()).expect("compiles");
+        assert!(!re.is_match("é".as_bytes()));
+        assert!(re.is_match(b"a"));
     }
 
     #[test]
