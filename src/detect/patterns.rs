@@ -106,8 +106,14 @@ struct Shared {
     patterns: Vec<String>,
     case_insensitive: bool,
     /// Lazily compiled `patterns` (`None` if one failed, which the set makes
-    /// practically impossible: it compiled the same pattern).
+    /// practically impossible: it compiled the same pattern), for non-ASCII
+    /// texts.
     regexes: Vec<OnceLock<Option<meta::Regex>>>,
+    /// The same, compiled from each pattern's ASCII restriction
+    /// ([`restricted_to_ascii`]) for ASCII texts: the same spans there, and
+    /// smaller automata (less memory per compiled pattern, cheaper lazy-DFA
+    /// states on new text).
+    ascii_regexes: Vec<OnceLock<Option<meta::Regex>>>,
 }
 
 /// Size limit for one compiled regex; generous but bounded.
@@ -164,6 +170,17 @@ pub fn check_pattern(pattern: &str, case_insensitive: bool) -> Result<(), Patter
 /// compiled hundreds of them).
 fn compile_one(pattern: &str, case_insensitive: bool) -> Option<meta::Regex> {
     position_regex_builder(case_insensitive).build(pattern).ok()
+}
+
+/// `pattern` restricted to ASCII ([`restricted_to_ascii`]) as a position
+/// regex: the spans of [`compile_one`]'s regex on ASCII text.
+fn compile_ascii(pattern: &str, case_insensitive: bool) -> Option<meta::Regex> {
+    let hir = parse_all(&[pattern.to_string()], case_insensitive)
+        .ok()?
+        .pop()?;
+    position_regex_builder(case_insensitive)
+        .build_from_hir(&restricted_to_ascii(hir))
+        .ok()
 }
 
 /// How every position regex is built (see [`compile_one`]).
@@ -275,13 +292,16 @@ impl PatternMatcher {
         if old.relaxed.get().is_some() {
             shared.relaxed.get_or_init(|| shared.build_relaxed());
         }
-        let hot: HashSet<&str> = old
-            .patterns
-            .iter()
-            .zip(&old.regexes)
-            .filter(|(_, r)| r.get().is_some())
-            .map(|(p, _)| p.as_str())
-            .collect();
+        let compiled = |regexes: &[OnceLock<Option<meta::Regex>>]| -> HashSet<String> {
+            old.patterns
+                .iter()
+                .zip(regexes)
+                .filter(|(_, r)| r.get().is_some())
+                .map(|(p, _)| p.clone())
+                .collect()
+        };
+        let hot = compiled(&old.regexes);
+        let hot_ascii = compiled(&old.ascii_regexes);
         let hot_relaxed: HashSet<&str> = old
             .patterns
             .iter()
@@ -296,7 +316,16 @@ impl PatternMatcher {
             };
             if hot.contains(pattern.as_str())
                 && shared.regexes.get(*idx).is_some_and(|r| r.get().is_none())
-                && shared.regex(*idx).is_some()
+                && shared.regex(*idx, false).is_some()
+            {
+                n += 1;
+            }
+            if hot_ascii.contains(pattern.as_str())
+                && shared
+                    .ascii_regexes
+                    .get(*idx)
+                    .is_some_and(|r| r.get().is_none())
+                && shared.regex(*idx, true).is_some()
             {
                 n += 1;
             }
@@ -621,6 +650,7 @@ impl Shared {
             gate: LiteralGate::new(gated),
             relaxed_gated,
             regexes: patterns.iter().map(|_| OnceLock::new()).collect(),
+            ascii_regexes: patterns.iter().map(|_| OnceLock::new()).collect(),
             patterns,
             case_insensitive,
         })
@@ -676,13 +706,14 @@ impl Shared {
         {
             return Vec::new();
         }
-        self.regex(idx).map_or_else(Vec::new, |regex| {
-            regex
-                .find_iter(text)
-                .take(max)
-                .map(|m| (m.start(), m.end()))
-                .collect()
-        })
+        self.regex(idx, text.is_ascii())
+            .map_or_else(Vec::new, |regex| {
+                regex
+                    .find_iter(text)
+                    .take(max)
+                    .map(|m| (m.start(), m.end()))
+                    .collect()
+            })
     }
 
     /// The relaxed form of gated pattern `idx`, if it has one (see
@@ -721,12 +752,21 @@ impl Shared {
         ChunkedSet::from_groups(groups).ok()
     }
 
-    fn regex(&self, idx: usize) -> Option<&meta::Regex> {
+    /// The position regex of pattern `idx`: its ASCII restriction when
+    /// `ascii` (for ASCII texts only), else the exact one.
+    fn regex(&self, idx: usize, ascii: bool) -> Option<&meta::Regex> {
         let pattern = self.patterns.get(idx)?;
-        self.regexes
-            .get(idx)?
-            .get_or_init(|| compile_one(pattern, self.case_insensitive))
-            .as_ref()
+        if ascii {
+            self.ascii_regexes
+                .get(idx)?
+                .get_or_init(|| compile_ascii(pattern, self.case_insensitive))
+                .as_ref()
+        } else {
+            self.regexes
+                .get(idx)?
+                .get_or_init(|| compile_one(pattern, self.case_insensitive))
+                .as_ref()
+        }
     }
 }
 
@@ -1492,11 +1532,41 @@ mod tests {
         assert_eq!(new.warm_from(&old), 1);
         assert_eq!(new.warm_from(&old), 0, "already compiled");
         let compiled = |m: &PatternMatcher| {
-            m.shared
-                .as_ref()
-                .map(|s| s.regexes.iter().filter(|r| r.get().is_some()).count())
+            m.shared.as_ref().map(|s| {
+                let count = |r: &[OnceLock<Option<meta::Regex>>]| {
+                    r.iter().filter(|r| r.get().is_some()).count()
+                };
+                (count(&s.ascii_regexes), count(&s.regexes))
+            })
         };
-        assert_eq!(compiled(&new), Some(1));
+        assert_eq!(compiled(&new), Some((1, 0)), "ASCII text: the ASCII regex");
+        assert_eq!(hits(&old, "beta café").len(), 1);
+        assert_eq!(new.warm_from(&old), 1, "then the exact one");
+        assert_eq!(compiled(&new), Some((1, 1)));
+    }
+
+    #[test]
+    fn ascii_and_non_ascii_texts_find_the_same_spans() {
+        // The ASCII-restricted regexes answer ASCII texts; the exact ones the
+        // others. A pattern that needs a non-ASCII letter matches only there.
+        let patterns = vec![
+            (r"\bcaf[eé]\b".to_string(), 0),
+            (r"[^.]{0,10}ing\b".to_string(), 1),
+            (r"stra(?:ss|ß)e".to_string(), 2),
+        ];
+        let m = PatternMatcher::new(patterns, true).unwrap();
+        let spans = |t: &str| {
+            let mut out: Vec<(u32, usize, usize)> = hits(&m, t)
+                .iter()
+                .map(|h| (h.signal, h.start, h.end))
+                .collect();
+            out.sort_unstable();
+            out
+        };
+        assert_eq!(spans("CAFE singing"), vec![(0, 0, 4), (1, 0, 12)]);
+        assert_eq!(spans("café singing"), vec![(0, 0, 5), (1, 0, 13)]);
+        assert_eq!(spans("Hauptstraße"), vec![(2, 5, 12)]);
+        assert_eq!(spans("Hauptstrasse"), vec![(2, 5, 12)]);
     }
 
     #[test]
