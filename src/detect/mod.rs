@@ -2,6 +2,7 @@
 //! policies or HTTP; the policy compiler configures them and the decision
 //! engine runs them.
 
+pub mod accents;
 pub mod classifier;
 pub mod decode;
 pub mod keywords;

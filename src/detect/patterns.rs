@@ -172,6 +172,22 @@ fn compile_one(pattern: &str, case_insensitive: bool) -> Option<meta::Regex> {
     position_regex_builder(case_insensitive).build(pattern).ok()
 }
 
+/// `pattern` with its accented Latin letters made optional
+/// ([`super::accents::accents_optional`]), as a pattern string that compiles
+/// under the same limits; `None` if it has no such letter written as itself
+/// (or the relaxed form would not compile, and the pattern stays as written).
+pub fn accent_optional_pattern(pattern: &str, case_insensitive: bool) -> Option<String> {
+    if pattern.is_ascii() {
+        return None;
+    }
+    let hir = parse_all(&[pattern.to_string()], case_insensitive)
+        .ok()?
+        .pop()?;
+    let relaxed = super::accents::accents_optional(&hir)?.to_string();
+    check_pattern(&relaxed, case_insensitive).ok()?;
+    Some(relaxed)
+}
+
 /// `pattern` restricted to ASCII ([`restricted_to_ascii`]) as a position
 /// regex: the spans of [`compile_one`]'s regex on ASCII text.
 fn compile_ascii(pattern: &str, case_insensitive: bool) -> Option<meta::Regex> {

@@ -16,11 +16,12 @@ use super::model::{
     Action, ActionSpec, AppliesTo, CategorySpec, DecodedSpec, Direction, Form, OnlyDecoded,
     PayloadEncoding, Role, RuleSpec, SignalSpec, Validator,
 };
+use crate::detect::accents::without_accents;
 use crate::detect::classifier::Model;
 use crate::detect::decode::{DecodeLimits, Encoding};
 use crate::detect::keywords::{KeywordMatcher, KeywordTarget};
 use crate::detect::normalize::normalize;
-use crate::detect::patterns::{PatternMatcher, check_pattern};
+use crate::detect::patterns::{PatternMatcher, accent_optional_pattern, check_pattern};
 
 const DEFAULT_REFUSAL: &str = "I can't help with that request.";
 const DEFAULT_STEER: &str = "You are a careful assistant. Decline requests for harmful, dangerous or hateful content, \
@@ -395,6 +396,7 @@ struct PatternSetKey {
     keywords: Vec<String>,
     regex: Vec<String>,
     validate: Option<Validator>,
+    accents_optional: bool,
 }
 
 impl Builder {
@@ -422,6 +424,7 @@ impl Builder {
                 validate: spec.validate,
                 weight: None,
                 required: false,
+                accents_optional: false,
             });
         }
         if signal_specs.is_empty() {
@@ -566,6 +569,7 @@ impl Builder {
                 keywords: signal.keywords.clone(),
                 regex: signal.regex.clone(),
                 validate: signal.validate,
+                accents_optional: signal.accents_optional,
             };
             let hits_from = match self.pattern_owners.get(&key) {
                 Some(owner) => *owner,
@@ -600,6 +604,19 @@ impl Builder {
         forms: &[Form],
     ) -> Result<(), PolicyError> {
         let whole_word = signal.whole_word.unwrap_or(true);
+        // With `accents_optional`, each accented keyword is also listed
+        // without its accents (the deobfuscated form strips them from keyword
+        // and text alike, so only the normalised form needs it), unless the
+        // signal lists that spelling itself.
+        let listed_normalized: HashSet<String> = if signal.accents_optional {
+            signal
+                .keywords
+                .iter()
+                .map(|k| keyword_in_form(k, Form::Normalized))
+                .collect()
+        } else {
+            HashSet::new()
+        };
         for keyword in &signal.keywords {
             if keyword.trim().is_empty() {
                 return Err(invalid(file, Some(&rule.id), "empty keyword"));
@@ -609,13 +626,19 @@ impl Builder {
                 if text.is_empty() {
                     continue;
                 }
-                self.tables.keywords.entry(*form).or_default().push((
-                    text,
-                    KeywordTarget {
-                        signal: id,
-                        whole_word,
-                    },
-                ));
+                let plain = (signal.accents_optional && *form == Form::Normalized)
+                    .then(|| without_accents(&text))
+                    .flatten()
+                    .filter(|plain| !listed_normalized.contains(plain));
+                let target = KeywordTarget {
+                    signal: id,
+                    whole_word,
+                };
+                let list = self.tables.keywords.entry(*form).or_default();
+                list.push((text, target));
+                if let Some(plain) = plain {
+                    list.push((plain, target));
+                }
             }
         }
         for pattern in &signal.regex {
@@ -633,11 +656,18 @@ impl Builder {
                         message: e.to_string(),
                     })?;
                 }
+                // With `accents_optional`, accented letters become optional
+                // in the case-folded forms (`ó` -> `[oó]`).
+                let pattern = if signal.accents_optional && case_insensitive {
+                    accent_optional_pattern(pattern, true).unwrap_or_else(|| pattern.clone())
+                } else {
+                    pattern.clone()
+                };
                 self.tables
                     .regexes
                     .entry(*form)
                     .or_default()
-                    .push((pattern.clone(), id));
+                    .push((pattern, id));
             }
         }
         Ok(())

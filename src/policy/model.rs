@@ -539,6 +539,12 @@ pub struct SignalSpec {
     /// The rule cannot fire unless this signal matched.
     #[serde(default)]
     pub required: bool,
+    /// Accented Latin letters in `keywords` and `regex` also match without
+    /// their accents ("cómo" finds "como"), for words people often type
+    /// unaccented. Off by default: unaccented spellings can be other words
+    /// ("como" is also "as").
+    #[serde(default)]
+    pub accents_optional: bool,
 }
 
 /// Texts that a rule must block and must allow; run by `palisade policy test`.

@@ -269,3 +269,42 @@ fn an_invalid_regex_names_its_rule_line_pattern_and_the_reason() {
         }
     }
 }
+
+const ACCENTS: &str = r#"
+version: 1
+name: accents
+rules:
+  - id: optional
+    threshold: 2
+    signals:
+      - { keywords: ["cómo"], accents_optional: true }
+      - { regex: ['\benvenen(?:ar|é)\b'], accents_optional: true }
+    action: block
+  - id: exact
+    threshold: 2
+    signals:
+      - { keywords: ["cómo"] }
+      - { regex: ['\bfabric(?:ar|ó)\b'] }
+    action: block
+"#;
+
+#[test]
+fn accents_optional_signals_also_match_unaccented_spellings() {
+    let policy = policy(ACCENTS);
+    for text in [
+        "¿Cómo envenenar al perro?",
+        "como envenenar al perro",
+        "como lo envenene",
+    ] {
+        assert_eq!(
+            fired(&policy, Direction::Input, text),
+            ["optional"],
+            "{text}"
+        );
+    }
+    assert_eq!(
+        fired(&policy, Direction::Input, "¿Cómo fabricar?"),
+        ["exact"]
+    );
+    assert!(fired(&policy, Direction::Input, "como fabricar").is_empty());
+}
