@@ -17,6 +17,8 @@
 //! becomes the English "decoder", the Turkish dotless `ı` is not an `i`).
 
 use regex_syntax::hir::{Class, ClassUnicode, ClassUnicodeRange, Hir, HirKind};
+
+use super::relax::{map_leaves, unchanged_leaf};
 use unicode_normalization::UnicodeNormalization;
 
 /// The unaccented spelling of an accented Latin letter, as people write it
@@ -95,26 +97,14 @@ fn has_accented_letter(hir: &Hir) -> bool {
 }
 
 fn relax(hir: Hir) -> Hir {
-    match hir.into_kind() {
+    map_leaves(hir, &|kind| match kind {
         HirKind::Literal(lit) => match std::str::from_utf8(&lit.0) {
             Ok(s) => Hir::concat(s.chars().map(letter).collect()),
             Err(_) => Hir::literal(lit.0),
         },
         HirKind::Class(Class::Unicode(class)) if small(&class) => relax_class(class),
-        HirKind::Class(class) => Hir::class(class),
-        HirKind::Empty => Hir::empty(),
-        HirKind::Look(look) => Hir::look(look),
-        HirKind::Repetition(mut rep) => {
-            rep.sub = Box::new(relax(*rep.sub));
-            Hir::repetition(rep)
-        }
-        HirKind::Capture(mut cap) => {
-            cap.sub = Box::new(relax(*cap.sub));
-            Hir::capture(cap)
-        }
-        HirKind::Concat(subs) => Hir::concat(subs.into_iter().map(relax).collect()),
-        HirKind::Alternation(subs) => Hir::alternation(subs.into_iter().map(relax).collect()),
-    }
+        other => unchanged_leaf(other),
+    })
 }
 
 /// One literal letter: itself, or itself or its unaccented spelling.

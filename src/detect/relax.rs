@@ -24,34 +24,54 @@ pub fn has_unicode_word_boundary(hir: &Hir) -> bool {
     hir.properties().look_set().contains_word_unicode()
 }
 
-/// `hir` with every Unicode word-boundary assertion replaced by the empty
-/// regex. ASCII word boundaries and other assertions are kept.
-pub fn without_unicode_word_boundaries(hir: Hir) -> Hir {
+/// Rebuilds `hir` with each leaf (empty, literal, class, assertion) replaced
+/// by `leaf` of it; repetitions, groups, concatenations and alternations
+/// keep their shape. The pattern rewrites of this crate ([`restricted_to_ascii`],
+/// [`without_unicode_word_boundaries`], accent-optional words) differ only
+/// in their leaves.
+pub fn map_leaves(hir: Hir, leaf: &impl Fn(HirKind) -> Hir) -> Hir {
     match hir.into_kind() {
-        HirKind::Look(look) if is_unicode_word_look(look) => Hir::empty(),
-        HirKind::Look(look) => Hir::look(look),
-        HirKind::Empty => Hir::empty(),
-        HirKind::Literal(lit) => Hir::literal(lit.0),
-        HirKind::Class(class) => Hir::class(class),
         HirKind::Repetition(mut rep) => {
-            rep.sub = Box::new(without_unicode_word_boundaries(*rep.sub));
+            rep.sub = Box::new(map_leaves(*rep.sub, leaf));
             Hir::repetition(rep)
         }
         HirKind::Capture(mut cap) => {
-            cap.sub = Box::new(without_unicode_word_boundaries(*cap.sub));
+            cap.sub = Box::new(map_leaves(*cap.sub, leaf));
             Hir::capture(cap)
         }
-        HirKind::Concat(subs) => Hir::concat(
-            subs.into_iter()
-                .map(without_unicode_word_boundaries)
-                .collect(),
-        ),
-        HirKind::Alternation(subs) => Hir::alternation(
-            subs.into_iter()
-                .map(without_unicode_word_boundaries)
-                .collect(),
-        ),
+        HirKind::Concat(subs) => {
+            Hir::concat(subs.into_iter().map(|h| map_leaves(h, leaf)).collect())
+        }
+        HirKind::Alternation(subs) => {
+            Hir::alternation(subs.into_iter().map(|h| map_leaves(h, leaf)).collect())
+        }
+        other => leaf(other),
     }
+}
+
+/// The leaf itself, unchanged (for the cases a [`map_leaves`] rewrite leaves
+/// alone).
+pub fn unchanged_leaf(kind: HirKind) -> Hir {
+    match kind {
+        HirKind::Empty => Hir::empty(),
+        HirKind::Literal(lit) => Hir::literal(lit.0),
+        HirKind::Class(class) => Hir::class(class),
+        HirKind::Look(look) => Hir::look(look),
+        // Not leaves ([`map_leaves`] never passes them); rebuilt as they are.
+        HirKind::Repetition(rep) => Hir::repetition(rep),
+        HirKind::Capture(cap) => Hir::capture(cap),
+        HirKind::Concat(subs) => Hir::concat(subs),
+        HirKind::Alternation(subs) => Hir::alternation(subs),
+    }
+}
+
+/// `hir` with every Unicode word-boundary assertion replaced by the empty
+/// regex. ASCII word boundaries and other assertions are kept.
+pub fn without_unicode_word_boundaries(hir: Hir) -> Hir {
+    map_leaves(hir, &|kind| match kind {
+        HirKind::Look(look) if is_unicode_word_look(look) => Hir::empty(),
+        other => unchanged_leaf(other),
+    })
 }
 
 /// `hir` as it behaves on ASCII text: every class cut to its ASCII part,
@@ -66,10 +86,8 @@ pub fn without_unicode_word_boundaries(hir: Hir) -> Hir {
 /// those NFA states on every new text, so the sets searched on ASCII text are
 /// built from these (the text forms are ASCII for most traffic).
 pub fn restricted_to_ascii(hir: Hir) -> Hir {
-    match hir.into_kind() {
-        HirKind::Empty => Hir::empty(),
-        HirKind::Literal(lit) if lit.0.is_ascii() => Hir::literal(lit.0),
-        HirKind::Literal(_) => Hir::fail(),
+    map_leaves(hir, &|kind| match kind {
+        HirKind::Literal(lit) if !lit.0.is_ascii() => Hir::fail(),
         HirKind::Class(Class::Unicode(mut class)) => {
             class.intersect(&ClassUnicode::new([ClassUnicodeRange::new('\0', '\x7F')]));
             Hir::class(Class::Unicode(class))
@@ -79,19 +97,8 @@ pub fn restricted_to_ascii(hir: Hir) -> Hir {
             Hir::class(Class::Bytes(class))
         }
         HirKind::Look(look) => Hir::look(ascii_word_look(look)),
-        HirKind::Repetition(mut rep) => {
-            rep.sub = Box::new(restricted_to_ascii(*rep.sub));
-            Hir::repetition(rep)
-        }
-        HirKind::Capture(mut cap) => {
-            cap.sub = Box::new(restricted_to_ascii(*cap.sub));
-            Hir::capture(cap)
-        }
-        HirKind::Concat(subs) => Hir::concat(subs.into_iter().map(restricted_to_ascii).collect()),
-        HirKind::Alternation(subs) => {
-            Hir::alternation(subs.into_iter().map(restricted_to_ascii).collect())
-        }
-    }
+        other => unchanged_leaf(other),
+    })
 }
 
 /// The ASCII counterpart of a Unicode word-boundary assertion; other
