@@ -16,9 +16,6 @@
 //! spellings are other words ("como" is also "as", French "décoder"
 //! becomes the English "decoder", the Turkish dotless `ı` is not an `i`).
 
-use regex_syntax::hir::{Class, ClassUnicode, ClassUnicodeRange, Hir, HirKind};
-
-use super::relax::{map_leaves, unchanged_leaf};
 use unicode_normalization::UnicodeNormalization;
 
 /// The unaccented spelling of an accented Latin letter, as people write it
@@ -68,119 +65,151 @@ pub fn without_accents(text: &str) -> Option<String> {
     )
 }
 
-/// Classes with more characters than this (negations, `\w`, `.`) are left
-/// alone: they hold the ASCII letters already, and spelling out their
-/// multi-letter alternatives would change what a repetition of them counts.
-const MAX_CLASS_CHARS: u32 = 256;
-
-/// `hir` with every accented Latin letter made optional: a letter `c` (or a
-/// class holding it) also matches its [`unaccented`] spelling. Matches
-/// everything `hir` matches, and the same text typed without accents.
-/// `None` when `hir` has no accented Latin letter to relax.
-pub fn accents_optional(hir: &Hir) -> Option<Hir> {
-    has_accented_letter(hir).then(|| relax(hir.clone()))
-}
-
-fn has_accented_letter(hir: &Hir) -> bool {
-    match hir.kind() {
-        HirKind::Literal(lit) => {
-            std::str::from_utf8(&lit.0).is_ok_and(|s| s.chars().any(|c| unaccented(c).is_some()))
-        }
-        HirKind::Class(Class::Unicode(class)) => {
-            small(class) && class_chars(class).any(|c| unaccented(c).is_some())
-        }
-        HirKind::Class(Class::Bytes(_)) | HirKind::Empty | HirKind::Look(_) => false,
-        HirKind::Repetition(rep) => has_accented_letter(&rep.sub),
-        HirKind::Capture(cap) => has_accented_letter(&cap.sub),
-        HirKind::Concat(subs) | HirKind::Alternation(subs) => subs.iter().any(has_accented_letter),
-    }
-}
-
-fn relax(hir: Hir) -> Hir {
-    map_leaves(hir, &|kind| match kind {
-        HirKind::Literal(lit) => match std::str::from_utf8(&lit.0) {
-            Ok(s) => Hir::concat(s.chars().map(letter).collect()),
-            Err(_) => Hir::literal(lit.0),
-        },
-        HirKind::Class(Class::Unicode(class)) if small(&class) => relax_class(class),
-        other => unchanged_leaf(other),
-    })
-}
-
-/// One literal letter: itself, or itself or its unaccented spelling.
-fn letter(c: char) -> Hir {
-    match unaccented(c) {
-        None => Hir::literal(c.to_string().into_bytes()),
-        Some(_) => relax_class(ClassUnicode::new([ClassUnicodeRange::new(c, c)])),
-    }
-}
-
-/// A class plus the unaccented spellings of its accented letters: one-letter
-/// spellings join the class, longer ones (`ss`, `ae`) become alternatives.
-fn relax_class(mut class: ClassUnicode) -> Hir {
-    let mut longer: Vec<String> = Vec::new();
-    let mut single: Vec<ClassUnicodeRange> = Vec::new();
-    for c in class_chars(&class) {
-        let Some(plain) = unaccented(c) else {
+/// `pattern` (regex source) with every accented Latin letter written as
+/// itself made optional: outside a class `ó` becomes `[oó]` (`ß` becomes
+/// `(?:ß|ss)`), inside a class its one-letter spelling joins the class
+/// (`[aáà]` gains `a`; a range endpoint is left alone, as is a longer
+/// spelling there). Escapes (`\é`, `\x{e9}`, `\p{..}`) are copied as they
+/// are. `None` when there is nothing to relax.
+///
+/// Why the source and not the parsed pattern: a parsed pattern printed
+/// back spells out every Unicode class (`\w` alone is thousands of
+/// characters), which made each relaxed pattern tens of kilobytes to store
+/// and parse again; the source edit keeps the pattern as its author wrote
+/// it, plus a few classes.
+pub fn accents_optional_source(pattern: &str) -> Option<String> {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let mut changed = false;
+    // For each open class, whether it is negated (or inside a negated one):
+    // a letter added there would remove matches instead of adding them.
+    let mut negated: Vec<bool> = Vec::new();
+    let mut i = 0;
+    while let Some(&c) = chars.get(i) {
+        if c == '\\' {
+            i = copy_escape(&chars, i, &mut out);
             continue;
-        };
-        let mut chars = plain.chars();
-        match (chars.next(), chars.next()) {
-            (Some(p), None) => {
-                single.push(ClassUnicodeRange::new(p, p));
-                single.push(ClassUnicodeRange::new(
-                    p.to_ascii_lowercase(),
-                    p.to_ascii_lowercase(),
-                ));
-            }
-            _ => {
-                let lower = plain.to_ascii_lowercase();
-                if !longer.contains(&lower) {
-                    longer.push(lower);
+        }
+        if negated.is_empty() {
+            match (c, unaccented(c)) {
+                ('[', _) => {
+                    out.push(c);
+                    i += 1;
+                    // A leading `^`, then a leading `]`, are part of the class.
+                    let negation = chars.get(i) == Some(&'^');
+                    negated.push(negation);
+                    if negation {
+                        out.push('^');
+                        i += 1;
+                    }
+                    if chars.get(i) == Some(&']') {
+                        out.push(']');
+                        i += 1;
+                    }
+                    continue;
                 }
+                (_, Some(plain)) if plain.chars().count() == 1 => {
+                    out.push('[');
+                    out.push(c);
+                    out.push_str(&plain);
+                    out.push(']');
+                    changed = true;
+                }
+                (_, Some(plain)) => {
+                    out.push_str("(?:");
+                    out.push(c);
+                    out.push('|');
+                    out.push_str(&plain);
+                    out.push(')');
+                    changed = true;
+                }
+                _ => out.push(c),
+            }
+            i += 1;
+            continue;
+        }
+        match c {
+            '[' if chars.get(i + 1) == Some(&':') => {
+                // An ASCII class such as `[:alpha:]`: copied to its `:]`.
+                while let Some(&d) = chars.get(i) {
+                    out.push(d);
+                    i += 1;
+                    if d == ']' {
+                        break;
+                    }
+                }
+                continue;
+            }
+            '[' => {
+                let outer = negated.last().copied().unwrap_or(false);
+                let negation = chars.get(i + 1) == Some(&'^');
+                negated.push(outer || negation);
+                out.push(c);
+                if negation {
+                    out.push('^');
+                    i += 1;
+                }
+                i += 1;
+                continue;
+            }
+            ']' => {
+                negated.pop();
+                out.push(c);
+                i += 1;
+                continue;
+            }
+            _ => {}
+        }
+        out.push(c);
+        let in_range = chars.get(i + 1) == Some(&'-')
+            && chars.get(i + 2).is_some_and(|n| *n != ']')
+            || i > 0 && chars.get(i - 1) == Some(&'-') && i > 1 && chars.get(i - 2) != Some(&'[');
+        if let Some(plain) = unaccented(c)
+            && !in_range
+            && negated.last() == Some(&false)
+            && plain.chars().count() == 1
+        {
+            out.push_str(&plain);
+            changed = true;
+        }
+        i += 1;
+    }
+    changed.then_some(out)
+}
+
+/// Copies the escape starting at `chars[i]` (a backslash) to `out` and
+/// returns the index after it: `\x{..}`, `\u{..}`, `\p{..}` and `\P{..}`
+/// up to their closing brace, any other escape as two characters.
+fn copy_escape(chars: &[char], mut i: usize, out: &mut String) -> usize {
+    out.push('\\');
+    i += 1;
+    let Some(&e) = chars.get(i) else {
+        return i;
+    };
+    out.push(e);
+    i += 1;
+    if matches!(e, 'x' | 'u' | 'U' | 'p' | 'P') && chars.get(i) == Some(&'{') {
+        while let Some(&d) = chars.get(i) {
+            out.push(d);
+            i += 1;
+            if d == '}' {
+                break;
             }
         }
     }
-    class.union(&ClassUnicode::new(single));
-    let class = Hir::class(Class::Unicode(class));
-    if longer.is_empty() {
-        return class;
-    }
-    let mut branches = vec![class];
-    branches.extend(longer.into_iter().map(|s| Hir::literal(s.into_bytes())));
-    Hir::alternation(branches)
-}
-
-fn small(class: &ClassUnicode) -> bool {
-    class
-        .ranges()
-        .iter()
-        .map(|r| u32::from(r.end()) - u32::from(r.start()) + 1)
-        .sum::<u32>()
-        <= MAX_CLASS_CHARS
-}
-
-fn class_chars(class: &ClassUnicode) -> impl Iterator<Item = char> + '_ {
-    class.ranges().iter().flat_map(|r| r.start()..=r.end())
+    i
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use regex_syntax::ParserBuilder;
 
     fn relaxed(pattern: &str) -> Option<regex::Regex> {
-        let hir = ParserBuilder::new()
-            .case_insensitive(true)
-            .build()
-            .parse(pattern)
-            .unwrap_or_else(|e| panic!("{pattern}: {e}"));
-        // Re-parsed case-insensitively, as the policy compiler does.
-        accents_optional(&hir).map(|h| {
-            regex::RegexBuilder::new(&h.to_string())
+        accents_optional_source(pattern).map(|src| {
+            regex::RegexBuilder::new(&src)
                 .case_insensitive(true)
                 .build()
-                .unwrap_or_else(|e| panic!("{h}: {e}"))
+                .unwrap_or_else(|e| panic!("{pattern} -> {src}: {e}"))
         })
     }
 
@@ -249,6 +278,26 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn ranges_and_escapes_are_kept_as_written() {
+        assert_eq!(accents_optional_source(r"[a-zà-ÿ]+"), None);
+        assert_eq!(accents_optional_source(r"\x{e9}t\é"), None);
+        assert_eq!(
+            accents_optional_source(r"\p{Greek}é").as_deref(),
+            Some(r"\p{Greek}[ée]")
+        );
+        assert_eq!(
+            accents_optional_source(r"[^é]"),
+            None,
+            "negated: left alone"
+        );
+        assert_eq!(accents_optional_source(r"[]é]").as_deref(), Some(r"[]ée]"));
+        assert_eq!(
+            accents_optional_source(r"[[:alpha:]ü]").as_deref(),
+            Some(r"[[:alpha:]üu]")
+        );
     }
 
     #[test]

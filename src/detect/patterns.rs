@@ -173,17 +173,14 @@ fn compile_one(pattern: &str, case_insensitive: bool) -> Option<meta::Regex> {
 }
 
 /// `pattern` with its accented Latin letters made optional
-/// ([`super::accents::accents_optional`]), as a pattern string that compiles
+/// ([`super::accents::accents_optional_source`]), as a pattern string that compiles
 /// under the same limits; `None` if it has no such letter written as itself
 /// (or the relaxed form would not compile, and the pattern stays as written).
 pub fn accent_optional_pattern(pattern: &str, case_insensitive: bool) -> Option<String> {
     if pattern.is_ascii() {
         return None;
     }
-    let hir = parse_all(&[pattern.to_string()], case_insensitive)
-        .ok()?
-        .pop()?;
-    let relaxed = super::accents::accents_optional(&hir)?.to_string();
+    let relaxed = super::accents::accents_optional_source(pattern)?;
     check_pattern(&relaxed, case_insensitive).ok()?;
     Some(relaxed)
 }
