@@ -26,10 +26,9 @@ pub fn has_unicode_word_boundary(hir: &Hir) -> bool {
 
 /// Rebuilds `hir` with each leaf (empty, literal, class, assertion) replaced
 /// by `leaf` of it; repetitions, groups, concatenations and alternations
-/// keep their shape. The pattern rewrites of this crate ([`restricted_to_ascii`],
-/// [`without_unicode_word_boundaries`], accent-optional words) differ only
-/// in their leaves.
-pub fn map_leaves(hir: Hir, leaf: &impl Fn(HirKind) -> Hir) -> Hir {
+/// keep their shape. The two rewrites here ([`restricted_to_ascii`],
+/// [`without_unicode_word_boundaries`]) differ only in their leaves.
+fn map_leaves(hir: Hir, leaf: &impl Fn(HirKind) -> Hir) -> Hir {
     match hir.into_kind() {
         HirKind::Repetition(mut rep) => {
             rep.sub = Box::new(map_leaves(*rep.sub, leaf));
@@ -51,7 +50,7 @@ pub fn map_leaves(hir: Hir, leaf: &impl Fn(HirKind) -> Hir) -> Hir {
 
 /// The leaf itself, unchanged (for the cases a [`map_leaves`] rewrite leaves
 /// alone).
-pub fn unchanged_leaf(kind: HirKind) -> Hir {
+fn unchanged_leaf(kind: HirKind) -> Hir {
     match kind {
         HirKind::Empty => Hir::empty(),
         HirKind::Literal(lit) => Hir::literal(lit.0),
