@@ -305,12 +305,13 @@ impl PatternMatcher {
         if old.relaxed.get().is_some() {
             shared.relaxed.get_or_init(|| shared.build_relaxed());
         }
-        let compiled = |regexes: &[OnceLock<Option<meta::Regex>>]| -> HashSet<String> {
-            old.patterns
+        let patterns = &old.patterns;
+        let compiled = |regexes: &[OnceLock<Option<meta::Regex>>]| -> HashSet<&str> {
+            patterns
                 .iter()
                 .zip(regexes)
                 .filter(|(_, r)| r.get().is_some())
-                .map(|(p, _)| p.clone())
+                .map(|(p, _)| p.as_str())
                 .collect()
         };
         let hot = compiled(&old.regexes);
@@ -474,6 +475,7 @@ impl PatternMatcher {
             }
         }
         shared.search_sets(text, &chunks, memo);
+        let ascii = memo.ascii;
         for (idx, signal) in &self.entries {
             if !needed(*signal) {
                 continue;
@@ -487,7 +489,7 @@ impl PatternMatcher {
             let spans = memo
                 .found
                 .entry((*idx, max_hits_per_regex))
-                .or_insert_with(|| shared.find(*idx, text, max_hits_per_regex));
+                .or_insert_with(|| shared.find(*idx, text, ascii, max_hits_per_regex));
             for (start, end) in spans.iter() {
                 on_hit(PatternHit {
                     signal: *signal,
@@ -560,6 +562,9 @@ struct ScanMemo {
     /// Spans found by each candidate's exact regex (by pattern and hit
     /// limit), filled as asked.
     found: std::collections::HashMap<(usize, usize), Vec<(usize, usize)>>,
+    /// Whether `text` is ASCII: which sets and position regexes answer it
+    /// (asked once per text, not at each of its dozens of searches).
+    ascii: bool,
 }
 
 impl ScanMemo {
@@ -572,6 +577,7 @@ impl ScanMemo {
             searched: vec![false; shared.set.chunks.len()],
             searched_hits: PatternSet::new(shared.patterns.len()),
             found: Default::default(),
+            ascii: true,
         };
         memo.start(shared, text);
         memo
@@ -581,6 +587,7 @@ impl ScanMemo {
     fn start(&mut self, shared: &Shared, text: &str) {
         self.text.clear();
         self.text.push_str(text);
+        self.ascii = text.is_ascii();
         self.gated.clear();
         if let Some(gate) = &shared.gate {
             gate.candidates(text, &mut self.gated);
@@ -696,7 +703,7 @@ impl Shared {
             return;
         }
         *searched = true;
-        if text.is_ascii() {
+        if memo.ascii {
             self.set
                 .which_match_in(chunk, text, &mut memo.searched_hits);
         } else if let Some(relaxed) = self.relaxed.get_or_init(|| self.build_relaxed()) {
@@ -706,27 +713,27 @@ impl Shared {
         }
     }
 
-    /// Spans of pattern `idx` in `text`, at most `max` of them. A gated
+    /// Spans of pattern `idx` in `text` (`ascii`: whether it is ASCII), at
+    /// most `max` of them. A gated
     /// pattern with a Unicode word boundary is first checked on non-ASCII
     /// text with its relaxed form (a DFA scan): where that does not match,
     /// the exact regex, which would leave its lazy DFA for the PikeVM there,
     /// cannot match either.
-    fn find(&self, idx: usize, text: &str, max: usize) -> Vec<(usize, usize)> {
-        if !text.is_ascii()
+    fn find(&self, idx: usize, text: &str, ascii: bool, max: usize) -> Vec<(usize, usize)> {
+        if !ascii
             && self
                 .relaxed_gated_regex(idx)
                 .is_some_and(|r| !r.is_match(text))
         {
             return Vec::new();
         }
-        self.regex(idx, text.is_ascii())
-            .map_or_else(Vec::new, |regex| {
-                regex
-                    .find_iter(text)
-                    .take(max)
-                    .map(|m| (m.start(), m.end()))
-                    .collect()
-            })
+        self.regex(idx, ascii).map_or_else(Vec::new, |regex| {
+            regex
+                .find_iter(text)
+                .take(max)
+                .map(|m| (m.start(), m.end()))
+                .collect()
+        })
     }
 
     /// The relaxed form of gated pattern `idx`, if it has one (see

@@ -642,6 +642,12 @@ impl Builder {
             }
         }
         for pattern in &signal.regex {
+            // With `accents_optional`, accented letters become optional in
+            // the case-folded forms (`ó` -> `[oó]`); rewritten once for all.
+            let accent_optional = signal
+                .accents_optional
+                .then(|| accent_optional_pattern(pattern, true))
+                .flatten();
             for form in forms {
                 let case_insensitive = *form != Form::Raw;
                 if self
@@ -656,12 +662,9 @@ impl Builder {
                         message: e.to_string(),
                     })?;
                 }
-                // With `accents_optional`, accented letters become optional
-                // in the case-folded forms (`ó` -> `[oó]`).
-                let pattern = if signal.accents_optional && case_insensitive {
-                    accent_optional_pattern(pattern, true).unwrap_or_else(|| pattern.clone())
-                } else {
-                    pattern.clone()
+                let pattern = match (&accent_optional, case_insensitive) {
+                    (Some(relaxed), true) => relaxed.clone(),
+                    _ => pattern.clone(),
                 };
                 self.tables
                     .regexes
