@@ -40,6 +40,10 @@ enum Command {
         /// Treat the text as a model answer instead of a user message.
         #[arg(long)]
         output: bool,
+        /// Also print the normalised and deobfuscated forms the matchers read and the
+        /// obfuscation signs counted.
+        #[arg(long)]
+        views: bool,
         /// The text, or `-` (or nothing) to read standard input.
         text: Option<String>,
     },
@@ -99,8 +103,9 @@ pub fn run() -> ExitCode {
         Command::Scan {
             policy,
             output,
+            views,
             text,
-        } => scan::run(policy, output, text),
+        } => scan::run(policy, output, views, text),
         Command::Policy {
             command: PolicyCommand::Check { paths },
         } => policy_cmd::check(paths),

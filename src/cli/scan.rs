@@ -4,11 +4,20 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::detect::normalize::normalize;
 use crate::engine::{Segment, Verdict, evaluate};
 use crate::policy::{Direction, Role};
 
 /// Scans `text` (or standard input) and prints the decision.
-pub fn run(policy_path: Option<PathBuf>, output: bool, text: Option<String>) -> ExitCode {
+/// With `views`, the output also shows the normalised and deobfuscated forms the matchers read
+/// and the obfuscation signs counted, so a policy author can see why a pattern does or does not
+/// match without reading Rust.
+pub fn run(
+    policy_path: Option<PathBuf>,
+    output: bool,
+    views: bool,
+    text: Option<String>,
+) -> ExitCode {
     let path = policy_path.unwrap_or_else(super::default_policy);
     let policy = match crate::policy::load_path(&path) {
         Ok(p) => p,
@@ -38,7 +47,12 @@ pub fn run(policy_path: Option<PathBuf>, output: bool, text: Option<String>) -> 
         direction,
         &[Segment::new(role, "text", text.as_str())],
     );
-    match serde_json::to_string_pretty(&decision) {
+    let json = if views {
+        with_views(&decision, &text)
+    } else {
+        serde_json::to_string_pretty(&decision)
+    };
+    match json {
         Ok(json) => super::print_stdout(&json),
         Err(e) => {
             eprintln!("error: {e}");
@@ -50,4 +64,21 @@ pub fn run(policy_path: Option<PathBuf>, output: bool, text: Option<String>) -> 
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// The decision plus the detection views of `text` as one JSON object.
+fn with_views(decision: &crate::engine::Decision, text: &str) -> serde_json::Result<String> {
+    let n = normalize(text);
+    let mut value = serde_json::to_value(decision)?;
+    if let Some(object) = value.as_object_mut() {
+        object.insert(
+            "views".to_string(),
+            serde_json::json!({
+                "normalized": n.normalized.text,
+                "deobfuscated": n.deobfuscated.text,
+                "obfuscation": n.signs,
+            }),
+        );
+    }
+    serde_json::to_string_pretty(&value)
 }

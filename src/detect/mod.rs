@@ -12,4 +12,5 @@ pub mod patterns;
 pub mod relax;
 pub mod required;
 pub mod suffix;
+pub mod transliterate;
 pub mod validators;

@@ -165,6 +165,7 @@ fn sign_present(signs: &ObfuscationSigns, sign: ObfuscationSign) -> bool {
         ObfuscationSign::Homoglyphs => signs.homoglyphs > 0,
         ObfuscationSign::Leet => signs.leet > 0,
         ObfuscationSign::SplitLetters => signs.split_letters > 0,
+        ObfuscationSign::MixedScripts => signs.mixed_scripts > 0,
     }
 }
 

@@ -423,6 +423,8 @@ pub enum ObfuscationSign {
     Leet,
     /// Words spelled with separators between letters.
     SplitLetters,
+    /// Latin words spelled partly in kana or runes (mixed-script jailbreak generators).
+    MixedScripts,
 }
 
 /// `decoded:` on a rule: a boolean, or `only`.
