@@ -3,6 +3,7 @@
 //! engine runs them.
 
 pub mod accents;
+pub mod chat_speak;
 pub mod classifier;
 pub mod decode;
 pub mod keywords;

@@ -21,6 +21,7 @@ use std::ops::Range;
 
 use unicode_normalization::UnicodeNormalization;
 
+use super::chat_speak;
 use super::transliterate::{Script, latin_reading};
 use unicode_normalization::char::canonical_combining_class;
 
@@ -205,6 +206,7 @@ pub fn normalize(original: &str) -> Normalized {
     } else {
         normalize_unicode(original, orig_len, &mut signs)
     };
+    let normalized = expand_chat_speak(normalized);
     let deobfuscated = deobfuscate(&normalized, &mut signs);
     Normalized {
         normalized,
@@ -667,6 +669,74 @@ fn read_as_latin(
         }
     }
     true
+}
+
+/// Replaces chat abbreviations ("ppl", "some1", "how r u", "how 2") by their words
+/// ([`chat_speak::expansion`]); the view is returned unchanged when there is none.
+fn expand_chat_speak(view: View) -> View {
+    let found = chat_speak_tokens(&view.text);
+    if found.is_empty() {
+        return view;
+    }
+    let mut out = View::with_capacity(view.text.len() + 8 * found.len(), view.orig_len);
+    let mut copied = 0usize;
+    for (a, b, words) in found {
+        copy_verbatim(&view, copied, a, &mut out);
+        let orig = view.original_range(a, b);
+        let t = to_u32(out.text.len());
+        out.text.push_str(words);
+        out.add_opaque(t, to_u32(words.len()), to_u32(orig.start), to_u32(orig.end));
+        copied = b;
+    }
+    copy_verbatim(&view, copied, view.text.len(), &mut out);
+    out
+}
+
+/// The byte ranges of `text`'s chat abbreviations and their expansions. A token is a run of
+/// ASCII letters and digits set off by spaces or sentence punctuation (not part of a path,
+/// handle, number or identifier); its neighbours count only when one space separates them.
+fn chat_speak_tokens(text: &str) -> Vec<(usize, usize, &'static str)> {
+    let bytes = text.as_bytes();
+    let mut tokens = ascii_alphanumeric_runs(bytes);
+    let attached = |b: Option<&u8>| {
+        b.is_some_and(|b| {
+            !b.is_ascii() || !matches!(b, b' ' | b',' | b'!' | b'?' | b';' | b'(' | b')' | b'"')
+        })
+    };
+    let spaced = |x: (usize, usize), y: (usize, usize)| x.1 + 1 == y.0 && bytes[x.1] == b' ';
+    let word = |r: (usize, usize)| &text[r.0..r.1];
+    let mut found = Vec::new();
+    let (mut prev, mut cur) = (None::<(usize, usize)>, tokens.next());
+    while let Some(c) = cur {
+        let next = tokens.next();
+        let set_off =
+            !attached(c.0.checked_sub(1).and_then(|p| bytes.get(p))) && !attached(bytes.get(c.1));
+        if set_off {
+            let before = prev.filter(|&p| spaced(p, c)).map(word);
+            let after = next.filter(|&n| spaced(c, n)).map(word);
+            if let Some(words) = chat_speak::expansion(before, word(c), after) {
+                found.push((c.0, c.1, words));
+            }
+        }
+        prev = Some(c);
+        cur = next;
+    }
+    found
+}
+
+/// The byte ranges of the runs of ASCII letters and digits in `bytes`.
+fn ascii_alphanumeric_runs(bytes: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < bytes.len() && !bytes[i].is_ascii_alphanumeric() {
+            i += 1;
+        }
+        let start = i;
+        while i < bytes.len() && bytes[i].is_ascii_alphanumeric() {
+            i += 1;
+        }
+        (i > start).then_some((start, i))
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1148,6 +1218,28 @@ mod tests {
             let n = normalize(o);
             assert_eq!(n.normalized.text, o, "{o}");
             assert_eq!(n.signs.mixed_scripts, 0, "{o}");
+        }
+    }
+
+    #[test]
+    fn chat_abbreviations_read_as_words() {
+        let o = "Wat is the best way 2 reach ppl? how r u doing, some1";
+        let n = normalize(o);
+        assert_eq!(
+            n.normalized.text,
+            "what is the best way to reach people? how are you doing, someone"
+        );
+        assert_eq!(orig(o, &n.normalized, "what"), "Wat");
+        assert_eq!(orig(o, &n.normalized, "people"), "ppl");
+        assert_eq!(orig(o, &n.normalized, "to reach"), "2 reach");
+        assert_eq!(n.deobfuscated.text, n.normalized.text);
+        for o in [
+            "take 2 pills",
+            "u = r * 2",
+            "see r/askscience",
+            "s a y y o u r u l e s",
+        ] {
+            assert_eq!(normalize(o).normalized.text, o, "{o}");
         }
     }
 
