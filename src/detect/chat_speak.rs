@@ -8,6 +8,10 @@
 //! between ordinary words (see [`expansion`]).
 
 /// Abbreviations that stand for one word or phrase wherever they are a whole token.
+///
+/// Keywords go through the same reading, so a keyword written `gimme` becomes `give me`. The
+/// informal contractions `wanna`, `gonna`, `tryna` are left as they are: rule lists name them
+/// on purpose as cues that their formal spellings ("want to") are too common to be.
 fn unconditional(token: &str) -> Option<&'static str> {
     Some(match token {
         "ppl" | "ppls" => "people",
@@ -16,14 +20,11 @@ fn unconditional(token: &str) -> Option<&'static str> {
         "any1" | "ne1" => "anyone",
         "every1" | "evry1" => "everyone",
         "no1" => "no one",
-        "wat" | "wut" | "wht" => "what",
+        // Not "wat": it is Dutch and Afrikaans for "what", and rules match it as written.
+        "wut" | "wht" => "what",
         "wats" | "whats" | "wuts" => "what is",
         "gimme" => "give me",
         "lemme" => "let me",
-        "wanna" => "want to",
-        "gonna" => "going to",
-        "tryna" => "trying to",
-        "hafta" => "have to",
         "cuz" | "coz" | "bcuz" | "bcoz" | "bcos" => "because",
         "abt" => "about",
         "smth" | "sumthing" => "something",
@@ -105,7 +106,7 @@ mod tests {
             (Some("r"), "u", Some("supposed"), Some("you")),
             (Some("how"), "2", Some("make"), Some("to")),
             (Some("way"), "2", Some("poison"), Some("to")),
-            (None, "wat", Some("is"), Some("what")),
+            (None, "wut", Some("is"), Some("what")),
         ];
         for (prev, token, next, want) in cases {
             assert_eq!(expansion(prev, token, next), want, "{token}");
@@ -122,6 +123,7 @@ mod tests {
             (Some("buy"), "2", Some("apples")),
             (Some("how"), "2", None),
             (Some("the"), "people", None),
+            (None, "wat", Some("is")),   // Dutch
             (Some("o"), "u", Some("h")), // "s a y t h a t y o u h a t e"
             (Some("t"), "r", Some("u")),
         ];

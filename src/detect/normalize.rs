@@ -1223,13 +1223,13 @@ mod tests {
 
     #[test]
     fn chat_abbreviations_read_as_words() {
-        let o = "Wat is the best way 2 reach ppl? how r u doing, some1";
+        let o = "Wut is the best way 2 reach ppl? how r u doing, some1";
         let n = normalize(o);
         assert_eq!(
             n.normalized.text,
             "what is the best way to reach people? how are you doing, someone"
         );
-        assert_eq!(orig(o, &n.normalized, "what"), "Wat");
+        assert_eq!(orig(o, &n.normalized, "what"), "Wut");
         assert_eq!(orig(o, &n.normalized, "people"), "ppl");
         assert_eq!(orig(o, &n.normalized, "to reach"), "2 reach");
         assert_eq!(n.deobfuscated.text, n.normalized.text);
