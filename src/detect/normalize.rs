@@ -20,10 +20,10 @@
 use std::ops::Range;
 
 use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::canonical_combining_class;
 
 use super::chat_speak;
 use super::transliterate::{Script, latin_reading};
-use unicode_normalization::char::canonical_combining_class;
 
 /// One textual form of the input, with a map back to byte offsets of the original text.
 ///
@@ -607,20 +607,24 @@ fn emit_word(word: &[Item], latin_dominant: bool, b: &mut Builder, signs: &mut O
         } else {
             None
         };
-        match fold {
-            Some(f) => {
-                signs.homoglyphs += 1;
-                match f {
-                    Fold::One(c) => b.push(c, it.s, it.e),
-                    Fold::Many(s) => {
-                        for c in s.chars() {
-                            b.push(c, it.s, it.e);
-                        }
-                    }
-                }
-            }
-            None => b.push(it.c, it.s, it.e),
+        push_folded(it, fold, b, signs);
+    }
+}
+
+/// Pushes `it` as its ASCII look-alike `fold` (counted as a homoglyph), or as itself.
+fn push_folded(it: &Item, fold: Option<Fold>, b: &mut Builder, signs: &mut ObfuscationSigns) {
+    match fold {
+        Some(Fold::One(c)) => {
+            signs.homoglyphs += 1;
+            b.push(c, it.s, it.e);
         }
+        Some(Fold::Many(m)) => {
+            signs.homoglyphs += 1;
+            for c in m.chars() {
+                b.push(c, it.s, it.e);
+            }
+        }
+        None => b.push(it.c, it.s, it.e),
     }
 }
 
@@ -658,19 +662,7 @@ fn read_as_latin(
                 }
             }
             _ if it.c.is_ascii() || is_accented_latin(it.c) => b.push(it.c, it.s, it.e),
-            _ => match ascii_fold(it.c) {
-                Some(Fold::One(c)) => {
-                    signs.homoglyphs += 1;
-                    b.push(c, it.s, it.e);
-                }
-                Some(Fold::Many(m)) => {
-                    signs.homoglyphs += 1;
-                    for c in m.chars() {
-                        b.push(c, it.s, it.e);
-                    }
-                }
-                None => b.push(it.c, it.s, it.e),
-            },
+            _ => push_folded(it, ascii_fold(it.c), b, signs),
         }
     }
     true
