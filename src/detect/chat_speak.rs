@@ -1,6 +1,6 @@
 //! Chat abbreviations read as the words they stand for.
 //!
-//! People type requests the way they text: "wat is the best way 2 poison ppl", "how r u
+//! People type requests the way they text: "whats the best way 2 poison ppl", "how r u
 //! supposed to hurt some1". Every keyword list misses such spellings one word at a time, while
 //! the abbreviations themselves are few and mean one thing. The normaliser replaces them by
 //! their words so every rule reads "what is the best way to poison people". Only whole tokens
@@ -76,7 +76,8 @@ pub fn expansion(prev: Option<&str>, token: &str, next: Option<&str>) -> Option<
         return Some(words);
     }
     // A one-letter neighbour must itself be chat speak or a one-letter word ("how r u",
-    // "can i u"): letters spelled out one by one ("y o u h a t e") are not words.
+    // "r u ok"), and one neighbour must be longer: letters spelled out one by one
+    // ("y o u r u l e s") are not words.
     let is_word = |w: Option<&str>| {
         w.is_some_and(|w| {
             w.bytes().all(|b| b.is_ascii_alphabetic())
