@@ -2,11 +2,14 @@
 //! decided first, then only those regexes are run for positions. A regex
 //! with required literals ([`super::required`]) is a candidate when one of
 //! them occurs (one Aho-Corasick pass for all); the others are asked of a
-//! set search (forward lazy DFAs over small sets of patterns). ASCII texts
-//! are asked of sets built from the patterns' ASCII restrictions (exact on
-//! ASCII, far smaller automata); non-ASCII texts of relaxed copies
-//! ([`super::relax`]) so every search stays a DFA scan; the exact regexes
-//! decide, so results never depend on which search proposed a candidate.
+//! set search (forward lazy DFAs over small sets of patterns). The sets are
+//! built from the patterns' ASCII-mapped forms ([`super::relax`]): ASCII
+//! texts are searched as they are, texts in Latin script with a few
+//! non-ASCII characters (accents, curly quotes, dashes, emoji) as their
+//! mapped copy, both with far smaller automata than full Unicode ones;
+//! texts with words of other scripts are asked of relaxed copies, so every
+//! search stays a DFA scan. The exact regexes decide, so results never
+//! depend on which search proposed a candidate.
 
 use std::collections::HashSet;
 use std::panic::{RefUnwindSafe, UnwindSafe};
@@ -21,7 +24,8 @@ use regex_automata::{Input, MatchKind, PatternID, PatternSet, meta};
 use regex_syntax::hir::Hir;
 
 use super::relax::{
-    has_unicode_word_boundary, restricted_to_ascii, without_unicode_word_boundaries,
+    has_unicode_word_boundary, mapped_to_ascii, restricted_to_ascii,
+    without_unicode_word_boundaries, write_mapped_text,
 };
 use super::required::{fold_text_to_ascii, required_literals};
 
@@ -83,14 +87,21 @@ pub struct PatternMatcher {
 /// Patterns compiled once for one or more forms.
 #[derive(Debug)]
 struct Shared {
-    /// The patterns without a required literal, restricted to ASCII
-    /// ([`restricted_to_ascii`]), searched as sets on ASCII texts.
+    /// The patterns without a required literal in their ASCII-mapped form
+    /// ([`mapped_to_ascii`]), searched as sets on ASCII texts and on the
+    /// mapped copies of texts that have one ([`write_mapped_text`]).
     set: ChunkedSet,
+    /// Whether every pattern of `set` has a mapped form; if one has not
+    /// (a byte class beyond ASCII), `set` holds its ASCII restriction, which
+    /// is right on ASCII texts only, and every non-ASCII text is asked of
+    /// `relaxed`.
+    mappable: bool,
     /// For each pattern, the set of `set` (and of `relaxed`, which is
     /// chunked the same way) that searches it; `None` for gated patterns.
     chunk_of: Vec<Option<usize>>,
-    /// Those patterns without Unicode word boundaries, for non-ASCII texts
-    /// (see [`super::relax`]); built on the first such text. `None` inside:
+    /// Those patterns without Unicode word boundaries, for the non-ASCII
+    /// texts that have no mapped copy (see [`super::relax`]); built on the
+    /// first such text. `None` inside:
     /// building failed, and then every pattern of a searched set counts as
     /// possible (the exact regexes decide).
     relaxed: OnceLock<Option<ChunkedSet>>,
@@ -565,6 +576,10 @@ struct ScanMemo {
     /// Whether `text` is ASCII: which sets and position regexes answer it
     /// (asked once per text, not at each of its dozens of searches).
     ascii: bool,
+    /// Whether `mapped_text` holds the mapped copy of a non-ASCII `text`
+    /// that the sets search instead of the relaxed sets.
+    mapped: bool,
+    mapped_text: String,
 }
 
 impl ScanMemo {
@@ -578,6 +593,8 @@ impl ScanMemo {
             searched_hits: PatternSet::new(shared.patterns.len()),
             found: Default::default(),
             ascii: true,
+            mapped: false,
+            mapped_text: String::new(),
         };
         memo.start(shared, text);
         memo
@@ -588,6 +605,8 @@ impl ScanMemo {
         self.text.clear();
         self.text.push_str(text);
         self.ascii = text.is_ascii();
+        self.mapped =
+            !self.ascii && shared.mappable && write_mapped_text(text, &mut self.mapped_text);
         self.gated.clear();
         if let Some(gate) = &shared.gate {
             gate.candidates(text, &mut self.gated);
@@ -654,17 +673,25 @@ impl Shared {
                 }
             }
         }
+        let mut mappable = true;
         let ascii_groups = groups
             .into_iter()
             .map(|group| {
                 group
                     .into_iter()
-                    .map(|(idx, hir)| (idx, restricted_to_ascii(hir)))
+                    .map(|(idx, hir)| match mapped_to_ascii(hir.clone()) {
+                        Some(mapped) => (idx, mapped),
+                        None => {
+                            mappable = false;
+                            (idx, restricted_to_ascii(hir))
+                        }
+                    })
                     .collect()
             })
             .collect();
         Ok(Self {
             set: ChunkedSet::from_groups(ascii_groups)?,
+            mappable,
             chunk_of,
             relaxed: OnceLock::new(),
             gate: LiteralGate::new(gated),
@@ -679,12 +706,13 @@ impl Shared {
     /// Searches the sets marked in `chunks` that `memo` has not searched
     /// yet, adding the patterns they report to `memo.searched_hits`.
     ///
-    /// On ASCII text the sets of ASCII restrictions answer exactly. On any
-    /// other text they would miss what needs a non-ASCII character, and
-    /// exact Unicode sets would leave their lazy DFAs at the first non-ASCII
-    /// byte for the PikeVM over every pattern (about a second for 4 KB with
-    /// the default policy); the relaxed sets stay DFA scans and report a
-    /// superset, which the exact regexes narrow ([`Self::find`]).
+    /// On ASCII text the sets of mapped patterns answer (nearly) exactly,
+    /// and on the mapped copy of a Latin-script text they report a
+    /// superset. Exact Unicode sets would leave their lazy DFAs at the
+    /// first non-ASCII byte for the PikeVM over every pattern (about a
+    /// second for 4 KB with the default policy); the relaxed sets, for the
+    /// texts that have no mapped copy, stay DFA scans and report a superset
+    /// too. The exact regexes narrow every superset ([`Self::find`]).
     fn search_sets(&self, text: &str, chunks: &[bool], memo: &mut ScanMemo) {
         for (chunk, wanted) in chunks.iter().enumerate() {
             if *wanted {
@@ -693,8 +721,9 @@ impl Shared {
         }
     }
 
-    /// Searches set `chunk` (of `set`, or of `relaxed` on non-ASCII text,
-    /// see [`Self::search_sets`]) unless `memo` says it was searched.
+    /// Searches set `chunk` (of `set` on ASCII text and mapped copies, or
+    /// of `relaxed` on other non-ASCII text, see [`Self::search_sets`])
+    /// unless `memo` says it was searched.
     fn search_chunk(&self, text: &str, chunk: usize, memo: &mut ScanMemo) {
         let Some(searched) = memo.searched.get_mut(chunk) else {
             return;
@@ -706,6 +735,9 @@ impl Shared {
         if memo.ascii {
             self.set
                 .which_match_in(chunk, text, &mut memo.searched_hits);
+        } else if memo.mapped {
+            self.set
+                .which_match_in(chunk, &memo.mapped_text, &mut memo.searched_hits);
         } else if let Some(relaxed) = self.relaxed.get_or_init(|| self.build_relaxed()) {
             relaxed.which_match_in(chunk, text, &mut memo.searched_hits);
         } else {
@@ -1337,12 +1369,14 @@ mod tests {
     /// `kelvin`) and patterns searched as sets (`sex[a-z]*`, `x*`), on
     /// texts built from pieces that make them match, nearly match, or match
     /// only through Unicode case folding (Kelvin sign, long s) or across
-    /// non-ASCII word characters.
+    /// non-ASCII word characters, and with the characters a mapped copy
+    /// turns into placeholders (accents, curly quotes, dashes, no-break
+    /// spaces, emoji) next to a real `_`.
     mod props {
         use super::*;
         use proptest::prelude::*;
 
-        pub(super) const PATTERNS: [(&str, u32); 7] = [
+        pub(super) const PATTERNS: [(&str, u32); 8] = [
             (r"\b(?:ignore|forget) (?:[^ ]+ ){0,3}?instructions\b", 0),
             (r"\bsecret (?:key|code)s?\b", 1),
             (r"\bkelvin\b", 2),
@@ -1350,6 +1384,7 @@ mod tests {
             (r"(?:reveal|print) the (?:system )?prompt", 4),
             (r"\w+ище\b", 5),
             (r"[0-9]{3}-[0-9]{4}", 6),
+            (r"caf[eé]\s+\w+[^a-z]?", 7),
         ];
 
         fn piece() -> impl Strategy<Value = &'static str> {
@@ -1381,6 +1416,11 @@ mod tests {
                 "\u{1F600}",
                 "KEY",
                 "Instructions",
+                "café",
+                "\u{2019}",
+                "\u{2014}",
+                "\u{A0}",
+                "_",
             ])
         }
 
@@ -1592,7 +1632,8 @@ mod tests {
     #[test]
     fn warm_from_builds_the_relaxed_sets_if_the_previous_matcher_had() {
         // No literal of 4 bytes: searched as a set, so the relaxed sets are
-        // built for the first non-ASCII text.
+        // built for the first non-ASCII text that has no mapped copy (a
+        // word in another script).
         let patterns = vec![(r"\bal[a-z]?ha\b".to_string(), 0)];
         let old = PatternMatcher::new(patterns.clone(), true).unwrap();
         let relaxed_built =
@@ -1601,10 +1642,15 @@ mod tests {
         cold.warm_from(&old);
         assert!(!relaxed_built(&cold), "the old one saw only ASCII so far");
         assert_eq!(hits(&old, "alpha café").len(), 1);
+        assert!(
+            !relaxed_built(&old),
+            "a Latin-script text is searched mapped"
+        );
+        assert_eq!(hits(&old, "alpha кафе").len(), 1);
         assert!(relaxed_built(&old));
         let new = PatternMatcher::new(patterns, true).unwrap();
         new.warm_from(&old);
         assert!(relaxed_built(&new));
-        assert_eq!(hits(&new, "alpha café"), hits(&old, "alpha café"));
+        assert_eq!(hits(&new, "alpha кафе"), hits(&old, "alpha кафе"));
     }
 }

@@ -1,4 +1,8 @@
-//! Relaxed patterns for the "which patterns can match" pass.
+//! Rewritten patterns for the "which patterns can match" pass: ASCII
+//! restrictions ([`restricted_to_ascii`], for the exact position regexes on
+//! ASCII text), ASCII-mapped forms ([`mapped_to_ascii`], for the sets, on
+//! ASCII text and on the mapped copy of Latin-script text) and relaxed forms
+//! ([`without_unicode_word_boundaries`], for texts in other scripts).
 //!
 //! Why: a lazy DFA cannot evaluate Unicode word boundaries (`\b`, `\B`,
 //! `\b{start}`, ... without `(?-u)`) and gives up on the first non-ASCII byte
@@ -13,6 +17,13 @@
 //! that match, and running the exact regex of each reported pattern (which
 //! the matcher does anyway, for positions) removes the extra ones. Results
 //! are identical; the set pass stays a DFA scan whatever the text.
+//!
+//! Relaxed sets keep the full Unicode classes (`[^.]`, `\w` are hundreds of
+//! UTF-8 byte sequences), so on new text they build two to three times the
+//! lazy-DFA states of ASCII sets. Most non-ASCII prompts are Latin-script
+//! prose with a curly quote, a dash, an accent or an emoji: those are read
+//! one character to one ASCII placeholder byte, and the mapped forms of the
+//! patterns, searched on that copy, report a superset in the same way.
 
 use regex_syntax::hir::{
     Class, ClassBytes, ClassBytesRange, ClassUnicode, ClassUnicodeRange, Hir, HirKind, Look,
@@ -97,6 +108,174 @@ pub fn restricted_to_ascii(hir: Hir) -> Hir {
         }
         HirKind::Look(look) => Hir::look(ascii_word_look(look)),
         other => unchanged_leaf(other),
+    })
+}
+
+/// What an accented Latin letter (or another non-ASCII word character the
+/// mapping keeps, see [`mapped_char`]) becomes in a mapped text: an ASCII
+/// word character, so ASCII word boundaries fall where Unicode ones did,
+/// and one that is rare in prose.
+pub const MAPPED_WORD: u8 = b'_';
+
+/// What a non-ASCII character that is not a word character (curly quotes,
+/// dashes, no-break spaces, emoji) becomes in a mapped text: an ASCII
+/// control character, not a word character, that ordinary text never holds.
+pub const MAPPED_OTHER: u8 = 0x1F;
+
+/// The non-ASCII word characters a mapped text may hold, all read as
+/// [`MAPPED_WORD`]: Latin letters with diacritics and the marks, joiners
+/// and variation selectors that ride on letters and emoji. Word characters
+/// of other scripts (Cyrillic, Greek, CJK, fullwidth and mathematical
+/// letters) are left out: mapped to one placeholder, every word of such a
+/// text would look like every non-Latin word of the policy, and the set
+/// search would propose most of those patterns; those texts keep the
+/// relaxed sets.
+const MAPPED_WORD_RANGES: [(char, char); 10] = [
+    ('\u{AA}', '\u{AA}'),
+    ('\u{B5}', '\u{B5}'),
+    ('\u{BA}', '\u{BA}'),
+    ('\u{C0}', '\u{2AF}'),
+    ('\u{300}', '\u{36F}'),
+    ('\u{1E00}', '\u{1EFF}'),
+    ('\u{200C}', '\u{200D}'),
+    ('\u{20D0}', '\u{20FF}'),
+    ('\u{A720}', '\u{A7FF}'),
+    ('\u{FE00}', '\u{FE0F}'),
+];
+
+/// The ASCII byte non-ASCII character `c` is read as in a mapped text, or
+/// `None` if a text holding `c` cannot be mapped (a word character of a
+/// script outside [`MAPPED_WORD_RANGES`]).
+fn mapped_char(c: char) -> Option<u8> {
+    match regex_syntax::try_is_word_character(c) {
+        Ok(false) => Some(MAPPED_OTHER),
+        Ok(true)
+            if MAPPED_WORD_RANGES
+                .iter()
+                .any(|(a, b)| (*a..=*b).contains(&c)) =>
+        {
+            Some(MAPPED_WORD)
+        }
+        _ => None,
+    }
+}
+
+/// `text` with every non-ASCII character replaced by its placeholder byte
+/// ([`MAPPED_WORD`] or [`MAPPED_OTHER`]), written into `out`; `false` (and
+/// `out` unspecified) if `text` holds a character that cannot be mapped.
+///
+/// Why: the patterns' [`mapped_to_ascii`] forms, searched on this text,
+/// propose every pattern that can match `text` (and a few more), with
+/// automata over ASCII bytes only. On English prose with a curly quote,
+/// a dash or an emoji, the relaxed sets (full Unicode classes) cost two to
+/// three times as much per search on new text (session 18,
+/// docs/performance.md). The set search only says which patterns may
+/// match; positions come from the exact regexes on the original text, so
+/// the byte offsets of the mapped text are never used.
+pub fn write_mapped_text(text: &str, out: &mut String) -> bool {
+    out.clear();
+    for c in text.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else if let Some(b) = mapped_char(c) {
+            out.push(char::from(b));
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+/// `hir` as it behaves on mapped texts ([`write_mapped_text`]), or `None`
+/// if it has a byte class or byte literal beyond ASCII (`(?-u:...)`), which
+/// the mapping cannot follow.
+///
+/// Every leaf becomes what the mapped text holds where the original text
+/// held a character the leaf matches: ASCII characters stay, a class gains
+/// [`MAPPED_WORD`] if it holds a mapped word character and [`MAPPED_OTHER`]
+/// if it holds a non-ASCII non-word character, a literal's non-ASCII
+/// characters become their placeholders (a literal with a character no
+/// mapped text holds never matches), and Unicode word boundaries become
+/// ASCII ones (the placeholders keep word and non-word apart). Characters
+/// map one to one, so wherever `hir` matches a text its mapped form matches
+/// the mapped text: a superset, exact on ASCII text except where a mapped
+/// class or literal meets a real `_`.
+pub fn mapped_to_ascii(hir: Hir) -> Option<Hir> {
+    let mappable = std::cell::Cell::new(true);
+    let mapped = map_leaves(hir, &|kind| match kind {
+        HirKind::Literal(lit) if !lit.0.is_ascii() => match std::str::from_utf8(&lit.0) {
+            Ok(text) => mapped_literal(text),
+            Err(_) => {
+                mappable.set(false);
+                Hir::fail()
+            }
+        },
+        HirKind::Class(Class::Unicode(class)) => Hir::class(Class::Unicode(mapped_class(&class))),
+        HirKind::Class(Class::Bytes(class)) => {
+            if class.ranges().iter().any(|r| r.end() > 0x7F) {
+                mappable.set(false);
+            }
+            Hir::class(Class::Bytes(class))
+        }
+        HirKind::Look(look) => Hir::look(ascii_word_look(look)),
+        other => unchanged_leaf(other),
+    });
+    mappable.get().then_some(mapped)
+}
+
+/// A literal's mapped form; [`Hir::fail`] if one of its characters cannot
+/// occur in a mapped text.
+fn mapped_literal(text: &str) -> Hir {
+    let mut bytes = Vec::with_capacity(text.len());
+    for c in text.chars() {
+        match c.is_ascii().then_some(c as u8).or_else(|| mapped_char(c)) {
+            Some(b) => bytes.push(b),
+            None => return Hir::fail(),
+        }
+    }
+    Hir::literal(bytes)
+}
+
+/// A class's mapped form: its ASCII part plus the placeholders of the
+/// non-ASCII characters it holds that a mapped text can hold.
+fn mapped_class(class: &ClassUnicode) -> ClassUnicode {
+    let (words, others) = placeholder_classes();
+    let mut out = class.clone();
+    out.intersect(&ClassUnicode::new([ClassUnicodeRange::new('\0', '\x7F')]));
+    for (holds, byte) in [(words, MAPPED_WORD), (others, MAPPED_OTHER)] {
+        let mut common = class.clone();
+        common.intersect(holds);
+        if !common.ranges().is_empty() {
+            let c = char::from(byte);
+            out.push(ClassUnicodeRange::new(c, c));
+        }
+    }
+    out
+}
+
+/// The non-ASCII characters read as [`MAPPED_WORD`] and those read as
+/// [`MAPPED_OTHER`], as classes (built once: the word class comes from the
+/// same Unicode tables as [`regex_syntax::try_is_word_character`]).
+fn placeholder_classes() -> &'static (ClassUnicode, ClassUnicode) {
+    static CLASSES: std::sync::OnceLock<(ClassUnicode, ClassUnicode)> = std::sync::OnceLock::new();
+    CLASSES.get_or_init(|| {
+        let word = match regex_syntax::Parser::new().parse(r"\w").map(Hir::into_kind) {
+            Ok(HirKind::Class(Class::Unicode(class))) => class,
+            // Without the Unicode tables no character is a word character
+            // to `try_is_word_character` either, and no text maps.
+            _ => ClassUnicode::empty(),
+        };
+        let non_ascii = ClassUnicode::new([ClassUnicodeRange::new('\u{80}', char::MAX)]);
+        let mut words = ClassUnicode::new(
+            MAPPED_WORD_RANGES
+                .iter()
+                .map(|(a, b)| ClassUnicodeRange::new(*a, *b)),
+        );
+        words.intersect(&word);
+        let mut others = word;
+        others.negate();
+        others.intersect(&non_ascii);
+        (words, others)
     })
 }
 
@@ -197,6 +376,87 @@ mod tests {
         let re = regex::bytes::Regex::new(&hir.to_string()).expect("compiles");
         assert!(!re.is_match("é".as_bytes()));
         assert!(re.is_match(b"a"));
+    }
+
+    #[test]
+    fn mapped_text_has_one_ascii_byte_per_character_of_latin_script_text() {
+        let mut out = String::new();
+        assert!(write_mapped_text(
+            "Café \u{2014} \u{201C}ok\u{201D} \u{1F44D}\u{FE0F}",
+            &mut out
+        ));
+        assert_eq!(out, "Caf_ \x1F \x1Fok\x1F \x1F_");
+        assert!(write_mapped_text("plain", &mut out));
+        assert_eq!(out, "plain");
+        assert!(write_mapped_text("\u{17F}ecret na\u{EF}ve", &mut out));
+        assert_eq!(out, "_ecret na_ve");
+        for other_script in ["как убить", "\u{212A}elvin", "\u{FF49}gnore", "日本"] {
+            assert!(!write_mapped_text(other_script, &mut out), "{other_script}");
+        }
+    }
+
+    #[test]
+    fn mapped_pattern_matches_wherever_the_original_does() {
+        let patterns = [
+            r"\bcaf[eé]\b",
+            r"\bsex\b",
+            r"(?:ignore|forget)\s+\bprevious\b[^.]{0,20}rules",
+            r"\w+ing\b{end}",
+            r"[^a-z ]{2}",
+            r"naïve \w+",
+            r"don[’']t\s+stop",
+            r"\bубить\b|kill",
+            r"(?-u:\w)+ (?-u:\b)stop",
+            r"\W{3}",
+        ];
+        let texts = [
+            "un café noir, please",
+            "Essex and sex \u{2014} then ignore\u{A0}previous\u{2019}s rules",
+            "singing\u{301} loudly",
+            "a naïve reader \u{1F600}\u{1F600}",
+            "don\u{2019}t stop, don\u{2019}t\u{A0}stop",
+            "the long \u{17F}ex and the cafe_ noir",
+            "",
+        ];
+        let mut mapped_text = String::new();
+        for ci in [false, true] {
+            for pattern in patterns {
+                let exact = regex::RegexBuilder::new(pattern)
+                    .case_insensitive(ci)
+                    .build()
+                    .unwrap_or_else(|e| panic!("{pattern}: {e}"));
+                let mapped = mapped_to_ascii(parse(pattern, ci)).expect("mappable");
+                assert!(!has_unicode_word_boundary(&mapped), "{pattern}");
+                let mapped = regex::bytes::Regex::new(&mapped.to_string())
+                    .unwrap_or_else(|e| panic!("{pattern} -> {mapped}: {e}"));
+                for text in texts {
+                    assert!(write_mapped_text(text, &mut mapped_text), "{text}");
+                    assert!(
+                        !exact.is_match(text) || mapped.is_match(mapped_text.as_bytes()),
+                        "{pattern} (ci {ci}) matches {text:?}, its mapped form not {mapped_text:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn mapped_pattern_keeps_its_ascii_behaviour_and_drops_other_scripts() {
+        let hir = mapped_to_ascii(parse(r"\bкот\b|caf[eé]", true)).expect("mappable");
+        let re = regex::bytes::Regex::new(&hir.to_string()).expect("compiles");
+        assert!(re.is_match(b"cafe"));
+        assert!(re.is_match(b"caf_"));
+        assert!(!re.is_match(b"caf"));
+        assert!(!re.is_match(b"___"));
+        // Policies never hold one (a pattern that can match invalid UTF-8
+        // is rejected at load), but the mapping must not misread it.
+        let bytes = ParserBuilder::new()
+            .utf8(false)
+            .build()
+            .parse(r"(?-u:[\x80-\xFF])")
+            .expect("parses without the UTF-8 check");
+        assert!(mapped_to_ascii(bytes).is_none());
+        assert!(mapped_to_ascii(parse(r"(?-u:\w+)", false)).is_some());
     }
 
     #[test]
