@@ -318,6 +318,15 @@ mod tests {
             .unwrap_or_else(|e| panic!("{pattern}: {e}"))
     }
 
+    /// `pattern` as the regex crate compiles it: the reference every
+    /// rewrite is compared with.
+    fn exact_regex(pattern: &str, case_insensitive: bool) -> regex::Regex {
+        regex::RegexBuilder::new(pattern)
+            .case_insensitive(case_insensitive)
+            .build()
+            .unwrap_or_else(|e| panic!("{pattern}: {e}"))
+    }
+
     #[test]
     fn removes_only_unicode_word_boundaries() {
         let relaxed = without_unicode_word_boundaries(parse(r"\bfoo\b", false));
@@ -350,10 +359,7 @@ mod tests {
         ];
         for ci in [false, true] {
             for pattern in patterns {
-                let exact = regex::RegexBuilder::new(pattern)
-                    .case_insensitive(ci)
-                    .build()
-                    .unwrap_or_else(|e| panic!("{pattern}: {e}"));
+                let exact = exact_regex(pattern, ci);
                 let ascii = restricted_to_ascii(parse(pattern, ci));
                 let ascii = regex::bytes::Regex::new(&ascii.to_string())
                     .unwrap_or_else(|e| panic!("{pattern} -> {ascii}: {e}"));
@@ -421,10 +427,7 @@ mod tests {
         let mut mapped_text = String::new();
         for ci in [false, true] {
             for pattern in patterns {
-                let exact = regex::RegexBuilder::new(pattern)
-                    .case_insensitive(ci)
-                    .build()
-                    .unwrap_or_else(|e| panic!("{pattern}: {e}"));
+                let exact = exact_regex(pattern, ci);
                 let mapped = mapped_to_ascii(parse(pattern, ci)).expect("mappable");
                 assert!(!has_unicode_word_boundary(&mapped), "{pattern}");
                 let mapped = regex::bytes::Regex::new(&mapped.to_string())
@@ -469,10 +472,7 @@ mod tests {
         ];
         for ci in [false, true] {
             for (pattern, text) in cases {
-                let exact = regex::RegexBuilder::new(pattern)
-                    .case_insensitive(ci)
-                    .build()
-                    .unwrap_or_else(|e| panic!("{pattern}: {e}"));
+                let exact = exact_regex(pattern, ci);
                 let relaxed_src = without_unicode_word_boundaries(parse(pattern, ci)).to_string();
                 let relaxed = regex::Regex::new(&relaxed_src)
                     .unwrap_or_else(|e| panic!("{relaxed_src}: {e}"));
