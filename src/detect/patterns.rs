@@ -114,6 +114,16 @@ struct Shared {
     /// first checked with this (a DFA scan), as the relaxed sets do for the
     /// others.
     relaxed_gated: Vec<Option<OnceLock<Option<meta::Regex>>>>,
+    /// For each gated pattern, a forward-only lazy DFA of its ASCII-mapped
+    /// form ([`mapped_to_ascii`]), built the first time the gate proposes
+    /// it: it asks "can the pattern match" of ASCII texts and of mapped
+    /// copies before a position regex is compiled or run ([`Self::find`]).
+    /// Most candidates do not match the text whose literal woke them, and
+    /// this costs half a position regex to build (one NFA, no reverse one)
+    /// and, on accented text, a DFA scan where the exact regex with a
+    /// Unicode word boundary would run the PikeVM. `None` inside: the
+    /// pattern has no mapped form, or it failed to build.
+    mapped_checks: Vec<OnceLock<Option<Box<SetEngine>>>>,
     patterns: Vec<String>,
     case_insensitive: bool,
     /// Lazily compiled `patterns` (`None` if one failed, which the set makes
@@ -302,10 +312,11 @@ impl PatternMatcher {
 
     /// Compiles now the position regexes of this matcher's patterns that
     /// `previous` (the policy being replaced) had compiled, i.e. the patterns
-    /// that matched its traffic, and the relaxed sets and relaxed gated
-    /// regexes that `previous` had built (it had seen non-ASCII text), so
-    /// the first requests after a reload do not pay for compiling them. Returns how many regexes were
-    /// compiled.
+    /// that matched its traffic, the mapped checks of the gated patterns its
+    /// traffic proposed, and the relaxed sets and relaxed gated regexes that
+    /// `previous` had built (it had seen non-ASCII text), so the first
+    /// requests after a reload do not pay for compiling them. Returns how
+    /// many position regexes and checks were compiled.
     pub fn warm_from(&self, previous: &PatternMatcher) -> usize {
         let (Some(shared), Some(old)) = (&self.shared, &previous.shared) else {
             return 0;
@@ -334,6 +345,13 @@ impl PatternMatcher {
             .filter(|(_, r)| r.as_ref().is_some_and(|r| r.get().is_some()))
             .map(|(p, _)| p.as_str())
             .collect();
+        let hot_checks: HashSet<&str> = old
+            .patterns
+            .iter()
+            .zip(&old.mapped_checks)
+            .filter(|(_, c)| c.get().is_some_and(Option::is_some))
+            .map(|(p, _)| p.as_str())
+            .collect();
         let mut n = 0;
         for (idx, _) in &self.entries {
             let Some(pattern) = shared.patterns.get(*idx) else {
@@ -356,6 +374,15 @@ impl PatternMatcher {
             }
             if hot_relaxed.contains(pattern.as_str()) {
                 shared.relaxed_gated_regex(*idx);
+            }
+            if hot_checks.contains(pattern.as_str())
+                && shared
+                    .mapped_checks
+                    .get(*idx)
+                    .is_some_and(|c| c.get().is_none())
+                && shared.mapped_check(*idx).is_some()
+            {
+                n += 1;
             }
         }
         n
@@ -487,6 +514,7 @@ impl PatternMatcher {
         }
         shared.search_sets(text, &chunks, memo);
         let ascii = memo.ascii;
+        let mapped_text = memo.mapped.then_some(memo.mapped_text.as_str());
         for (idx, signal) in &self.entries {
             if !needed(*signal) {
                 continue;
@@ -500,7 +528,7 @@ impl PatternMatcher {
             let spans = memo
                 .found
                 .entry((*idx, max_hits_per_regex))
-                .or_insert_with(|| shared.find(*idx, text, ascii, max_hits_per_regex));
+                .or_insert_with(|| shared.find(*idx, text, ascii, mapped_text, max_hits_per_regex));
             for (start, end) in spans.iter() {
                 on_hit(PatternHit {
                     signal: *signal,
@@ -696,6 +724,7 @@ impl Shared {
             relaxed: OnceLock::new(),
             gate: LiteralGate::new(gated),
             relaxed_gated,
+            mapped_checks: patterns.iter().map(|_| OnceLock::new()).collect(),
             regexes: patterns.iter().map(|_| OnceLock::new()).collect(),
             ascii_regexes: patterns.iter().map(|_| OnceLock::new()).collect(),
             patterns,
@@ -745,18 +774,27 @@ impl Shared {
         }
     }
 
-    /// Spans of pattern `idx` in `text` (`ascii`: whether it is ASCII), at
-    /// most `max` of them. A gated
-    /// pattern with a Unicode word boundary is first checked on non-ASCII
-    /// text with its relaxed form (a DFA scan): where that does not match,
-    /// the exact regex, which would leave its lazy DFA for the PikeVM there,
-    /// cannot match either.
-    fn find(&self, idx: usize, text: &str, ascii: bool, max: usize) -> Vec<(usize, usize)> {
-        if !ascii
-            && self
-                .relaxed_gated_regex(idx)
-                .is_some_and(|r| !r.is_match(text))
-        {
+    /// Spans of pattern `idx` in `text`, at most `max` of them; `ascii`:
+    /// whether `text` is ASCII, `mapped`: its mapped copy if it has one.
+    ///
+    /// A gated pattern (the gate only saw one of its literals) is first
+    /// asked of its mapped check ([`Self::mapped_check`]) on the text or
+    /// its mapped copy, unless its position regex for this text is already
+    /// compiled and is itself a DFA scan there; the check reports a
+    /// superset, so where it does not match the exact regex cannot either.
+    /// On non-ASCII text without a mapped copy, a gated pattern with a
+    /// Unicode word boundary is checked with its relaxed form instead (a
+    /// DFA scan too): the exact regex would leave its lazy DFA for the
+    /// PikeVM there.
+    fn find(
+        &self,
+        idx: usize,
+        text: &str,
+        ascii: bool,
+        mapped: Option<&str>,
+        max: usize,
+    ) -> Vec<(usize, usize)> {
+        if self.ruled_out_by_checks(idx, text, ascii, mapped) {
             return Vec::new();
         }
         self.regex(idx, ascii).map_or_else(Vec::new, |regex| {
@@ -766,6 +804,65 @@ impl Shared {
                 .map(|m| (m.start(), m.end()))
                 .collect()
         })
+    }
+
+    /// Whether a check cheaper than gated pattern `idx`'s exact regex says
+    /// it cannot match `text` (see [`Self::find`]); `false` for patterns a
+    /// set searched (the set already asked) and when no check applies.
+    fn ruled_out_by_checks(
+        &self,
+        idx: usize,
+        text: &str,
+        ascii: bool,
+        mapped: Option<&str>,
+    ) -> bool {
+        if !matches!(self.chunk_of.get(idx), Some(None)) {
+            return false;
+        }
+        let unicode_boundary = self.relaxed_gated.get(idx).is_some_and(Option::is_some);
+        let checked_text = if ascii { Some(text) } else { mapped };
+        if let Some(checked_text) = checked_text {
+            let exact_is_dfa_scan = ascii || !unicode_boundary;
+            if exact_is_dfa_scan && self.regex_compiled(idx, ascii) {
+                return false;
+            }
+            if let Some(check) = self.mapped_check(idx) {
+                return !check.is_match(checked_text);
+            }
+        }
+        !ascii
+            && self
+                .relaxed_gated_regex(idx)
+                .is_some_and(|r| !r.is_match(text))
+    }
+
+    /// Whether pattern `idx`'s position regex for ASCII (`ascii`) or other
+    /// text is compiled already.
+    fn regex_compiled(&self, idx: usize, ascii: bool) -> bool {
+        let regexes = if ascii {
+            &self.ascii_regexes
+        } else {
+            &self.regexes
+        };
+        regexes.get(idx).is_some_and(|r| r.get().is_some())
+    }
+
+    /// The mapped check of pattern `idx` (see `mapped_checks`), built on
+    /// first use; `None` if the pattern has no mapped form.
+    fn mapped_check(&self, idx: usize) -> Option<&SetEngine> {
+        self.mapped_checks
+            .get(idx)?
+            .get_or_init(|| {
+                let pattern = self.patterns.get(idx)?;
+                let hir = parse_all(std::slice::from_ref(pattern), self.case_insensitive)
+                    .ok()?
+                    .pop()?;
+                let mapped = mapped_to_ascii(hir)?;
+                SetEngine::from_hirs(std::slice::from_ref(&mapped))
+                    .ok()
+                    .map(Box::new)
+            })
+            .as_deref()
     }
 
     /// The relaxed form of gated pattern `idx`, if it has one (see
@@ -1069,6 +1166,19 @@ impl SetEngine {
             pool: Pool::new(create),
             len: hirs.len(),
         })
+    }
+
+    /// Whether any pattern of the set matches `text` (the search stops at
+    /// the first match).
+    fn is_match(&self, text: &str) -> bool {
+        let input = Input::new(text).earliest(true);
+        let mut cache = self.pool.get();
+        if let (Some(dfa), Some(dfa_cache)) = (&self.engines.hybrid, cache.hybrid.as_mut())
+            && let Ok(found) = dfa.try_search_fwd(dfa_cache, &input)
+        {
+            return found.is_some();
+        }
+        self.engines.pikevm.is_match(&mut cache.pikevm, input)
     }
 
     fn which_match(&self, text: &str) -> PatternSet {
@@ -1584,25 +1694,41 @@ mod tests {
 
     #[test]
     fn warm_from_compiles_what_the_previous_matcher_used() {
-        let patterns = vec![("alpha".to_string(), 0), ("beta".to_string(), 1)];
+        let patterns = vec![
+            ("alpha".to_string(), 0),
+            ("beta".to_string(), 1),
+            (r"gamma\d".to_string(), 2),
+        ];
         let old = PatternMatcher::new(patterns.clone(), true).unwrap();
         let new = PatternMatcher::new(patterns, true).unwrap();
         assert_eq!(new.warm_from(&old), 0);
         assert_eq!(hits(&old, "beta").len(), 1);
-        assert_eq!(new.warm_from(&old), 1);
+        assert_eq!(
+            new.warm_from(&old),
+            2,
+            "the mapped check and the ASCII regex"
+        );
         assert_eq!(new.warm_from(&old), 0, "already compiled");
         let compiled = |m: &PatternMatcher| {
             m.shared.as_ref().map(|s| {
                 let count = |r: &[OnceLock<Option<meta::Regex>>]| {
                     r.iter().filter(|r| r.get().is_some()).count()
                 };
-                (count(&s.ascii_regexes), count(&s.regexes))
+                let checks = s.mapped_checks.iter().filter(|c| c.get().is_some()).count();
+                (checks, count(&s.ascii_regexes), count(&s.regexes))
             })
         };
-        assert_eq!(compiled(&new), Some((1, 0)), "ASCII text: the ASCII regex");
+        assert_eq!(
+            compiled(&new),
+            Some((1, 1, 0)),
+            "ASCII text: the ASCII regex"
+        );
+        assert_eq!(hits(&old, "gamma ray").len(), 0);
+        assert_eq!(new.warm_from(&old), 1, "a check that ruled its text out");
+        assert_eq!(compiled(&new), Some((2, 1, 0)), "and no position regex");
         assert_eq!(hits(&old, "beta café").len(), 1);
         assert_eq!(new.warm_from(&old), 1, "then the exact one");
-        assert_eq!(compiled(&new), Some((1, 1)));
+        assert_eq!(compiled(&new), Some((2, 1, 1)));
     }
 
     #[test]
