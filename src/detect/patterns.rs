@@ -1486,7 +1486,7 @@ mod tests {
         use super::*;
         use proptest::prelude::*;
 
-        pub(super) const PATTERNS: [(&str, u32); 8] = [
+        pub(super) const PATTERNS: [(&str, u32); 10] = [
             (r"\b(?:ignore|forget) (?:[^ ]+ ){0,3}?instructions\b", 0),
             (r"\bsecret (?:key|code)s?\b", 1),
             (r"\bkelvin\b", 2),
@@ -1495,6 +1495,8 @@ mod tests {
             (r"\w+ище\b", 5),
             (r"[0-9]{3}-[0-9]{4}", 6),
             (r"caf[eé]\s+\w+[^a-z]?", 7),
+            (r"\bsecret\b.{0,8}?\b(?:key|codes?)\b", 8),
+            (r"\b(?:all|x)\b(?: \w{1,4}){0,2}\b", 9),
         ];
 
         fn piece() -> impl Strategy<Value = &'static str> {
@@ -1545,6 +1547,44 @@ mod tests {
                     PATTERNS.iter().map(|(p, s)| (p.to_string(), *s)).collect();
                 let m = PatternMatcher::new(owned, ci).unwrap();
                 prop_assert_eq!(hits(&m, &text), reference(&PATTERNS, ci, &text));
+            }
+        }
+    }
+
+    /// Gated and set-searched patterns with Unicode word boundaries and
+    /// bounded gaps on accented text (mapped checks, mapped copies): every
+    /// match, in order, up to the limit, as `regex` finds them, including
+    /// matches whose boundary touches an accented letter and near misses
+    /// the mapped forms accept.
+    #[test]
+    fn word_boundaries_next_to_accents_give_the_reference_spans_up_to_the_limit() {
+        let patterns = [
+            (r"\bsecret\b.{0,8}?\b(?:key|codes?)\b", 0),
+            (r"\b(?:all|x)\b(?: \w{1,4}){0,2}\b", 1),
+        ];
+        let texts = [
+            "é secret key, then secretkey and secret é key; x é all of it",
+            "secreté key — secret  codes é allé x y z",
+            "ésecret key x",
+        ];
+        for ci in [false, true] {
+            let owned: Vec<(String, u32)> =
+                patterns.iter().map(|(p, s)| (p.to_string(), *s)).collect();
+            let m = PatternMatcher::new(owned, ci).unwrap();
+            for text in texts {
+                assert_eq!(hits(&m, text), reference(&patterns, ci, text), "{text}");
+                let mut limited = Vec::new();
+                m.scan(text, 1, |hit| limited.push(hit));
+                let first = reference(&patterns, ci, text).into_iter().fold(
+                    Vec::<PatternHit>::new(),
+                    |mut out, hit| {
+                        if !out.iter().any(|h| h.signal == hit.signal) {
+                            out.push(hit);
+                        }
+                        out
+                    },
+                );
+                assert_eq!(limited, first, "at most one hit per regex: {text}");
             }
         }
     }
