@@ -109,10 +109,11 @@ struct Shared {
     /// literals occurs in the text.
     gate: Option<LiteralGate>,
     /// For each gated pattern with a Unicode word boundary, the same pattern
-    /// without it, built on its first non-ASCII candidate text: there the
-    /// exact regex leaves its lazy DFA for the PikeVM, so candidates are
-    /// first checked with this (a DFA scan), as the relaxed sets do for the
-    /// others.
+    /// without it, built on its first candidate text that has no mapped
+    /// copy (other scripts): there the exact regex leaves its lazy DFA for
+    /// the PikeVM, so candidates are first checked with this (a DFA scan),
+    /// as the relaxed sets do for the others. Texts with a mapped copy are
+    /// checked with `mapped_checks` instead, which keeps word boundaries.
     relaxed_gated: Vec<Option<OnceLock<Option<meta::Regex>>>>,
     /// For each gated pattern, a forward-only lazy DFA of its ASCII-mapped
     /// form ([`mapped_to_ascii`]), built the first time the gate proposes
