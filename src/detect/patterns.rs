@@ -1370,6 +1370,12 @@ mod tests {
         out
     }
 
+    /// The matcher of a table of `(pattern, signal)` rows.
+    fn matcher(patterns: &[(&str, u32)], ci: bool) -> PatternMatcher {
+        let owned = patterns.iter().map(|(p, s)| (p.to_string(), *s)).collect();
+        PatternMatcher::new(owned, ci).unwrap()
+    }
+
     fn hits(m: &PatternMatcher, text: &str) -> Vec<PatternHit> {
         let mut out = Vec::new();
         m.scan(text, 10, |h| out.push(h));
@@ -1396,9 +1402,7 @@ mod tests {
             "\u{1F600} forget my older instructions\u{1F600}",
         ];
         for ci in [false, true] {
-            let owned: Vec<(String, u32)> =
-                patterns.iter().map(|(p, s)| (p.to_string(), *s)).collect();
-            let m = PatternMatcher::new(owned, ci).unwrap();
+            let m = matcher(&patterns, ci);
             for text in texts {
                 assert_eq!(
                     hits(&m, text),
@@ -1544,9 +1548,7 @@ mod tests {
                 ci in any::<bool>(),
             ) {
                 let text: String = pieces.concat();
-                let owned: Vec<(String, u32)> =
-                    PATTERNS.iter().map(|(p, s)| (p.to_string(), *s)).collect();
-                let m = PatternMatcher::new(owned, ci).unwrap();
+                let m = matcher(&PATTERNS, ci);
                 prop_assert_eq!(hits(&m, &text), reference(&PATTERNS, ci, &text));
             }
         }
@@ -1569,9 +1571,7 @@ mod tests {
             "ésecret key x",
         ];
         for ci in [false, true] {
-            let owned: Vec<(String, u32)> =
-                patterns.iter().map(|(p, s)| (p.to_string(), *s)).collect();
-            let m = PatternMatcher::new(owned, ci).unwrap();
+            let m = matcher(&patterns, ci);
             for text in texts {
                 assert_eq!(hits(&m, text), reference(&patterns, ci, text), "{text}");
                 let mut limited = Vec::new();
