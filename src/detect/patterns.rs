@@ -439,10 +439,29 @@ impl PatternMatcher {
         memos: &mut ScanMemos,
         needed: impl Fn(u32) -> bool,
     ) -> Option<SearchedSet> {
+        self.search_next_set_from(text, memos, &mut 0, needed)
+    }
+
+    /// [`Self::search_next_set`] that starts its walk at entry `*from` and
+    /// leaves `*from` after the entry it searched (or at the end), so a
+    /// caller that asks again and again walks the entries once in all
+    /// rather than once per search (dozens of searches per text, hundreds
+    /// of entries). Only right if an entry passed over stays uninteresting:
+    /// `needed` may only reject more signals from one call to the next
+    /// (the engine's live rules only ever shrink), and a searched set stays
+    /// searched.
+    pub fn search_next_set_from(
+        &self,
+        text: &str,
+        memos: &mut ScanMemos,
+        from: &mut usize,
+        needed: impl Fn(u32) -> bool,
+    ) -> Option<SearchedSet> {
         let shared = self.shared.as_ref()?;
         let slot = memos.slot_for_text(shared, text);
         let memo = memos.memos.get_mut(slot)?;
-        for (signal, chunk) in &self.set_entries {
+        while let Some((signal, chunk)) = self.set_entries.get(*from) {
+            *from += 1;
             if !memo.searched.get(*chunk).copied().unwrap_or(true) && needed(*signal) {
                 shared.search_chunk(text, *chunk, memo);
                 return Some(SearchedSet {
@@ -1663,6 +1682,33 @@ mod tests {
         assert!(m[1].search_next_set(amount, &mut memos, |_| true).is_some());
         assert_eq!(possible(&m[1], amount, &mut memos), vec![7]);
         assert_eq!(possible(&m[0], amount, &mut memos), vec![1, 2]);
+    }
+
+    /// A walk with a cursor searches each set once, skips what `needed`
+    /// rejects for good, and ends with the cursor past every entry.
+    #[test]
+    fn a_resumed_walk_searches_each_needed_set_once() {
+        // Patterns with gaps: one set of two each, so four sets.
+        let patterns: Vec<(String, u32)> = (0..8u32)
+            .map(|i| (format!(r"\bw{i}\b[^.]{{0,9}}\bz\b"), i))
+            .collect();
+        let m = PatternMatcher::new(patterns, true).unwrap();
+        let text = "w1 and z";
+        let mut memos = ScanMemos::default();
+        let mut cursor = 0;
+        let mut searched = 0;
+        while m
+            .search_next_set_from(text, &mut memos, &mut cursor, |s| s < 6)
+            .is_some()
+        {
+            searched += 1;
+        }
+        assert_eq!(searched, 3, "the set of signals 6 and 7 is not needed");
+        assert_eq!(cursor, 8);
+        assert!(
+            m.search_next_set(text, &mut memos, |_| true).is_some(),
+            "a fresh walk still finds the set it skipped"
+        );
     }
 
     /// Patterns whose repetition spans words get small sets; words,

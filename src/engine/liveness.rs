@@ -28,6 +28,13 @@ pub(crate) struct Liveness<'p> {
     live: Vec<bool>,
     /// Per signal: how many signals of live rules read its hits.
     needed: Vec<u32>,
+    /// The same, counting only the signals of live rules that add to the
+    /// score (positive weight or required): a search for their patterns
+    /// can drop a rule, one for a mitigating signal's cannot.
+    needed_to_fire: Vec<u32>,
+    /// The same, counting only required signals: a search that finds none
+    /// of their patterns drops the rule at once.
+    needed_required: Vec<u32>,
     /// The rules reading each signal's hits: those of signal `s` are
     /// `readers[readers_start[s]..readers_start[s + 1]]`. Built by the
     /// first [`Self::settle`] that has a lost signal to look up: a short
@@ -56,6 +63,8 @@ impl<'p> Liveness<'p> {
             possible,
             live: vec![false; policy.rules.len()],
             needed: vec![0; n],
+            needed_to_fire: vec![0; n],
+            needed_required: vec![0; n],
             readers_start: Vec::new(),
             readers: Vec::new(),
             lost: Vec::new(),
@@ -78,7 +87,7 @@ impl<'p> Liveness<'p> {
         let n = policy.signals.len();
         let mut start = vec![0usize; n + 1];
         for rule in policy.rules.iter().filter(|r| reads(r)) {
-            for hits_from in self.hits_read_by(rule) {
+            for (hits_from, _) in self.hits_read_by(rule) {
                 if let Some(c) = start.get_mut(hits_from as usize + 1) {
                     *c += 1;
                 }
@@ -96,7 +105,7 @@ impl<'p> Liveness<'p> {
             if !reads(rule) {
                 continue;
             }
-            for hits_from in self.hits_read_by(rule) {
+            for (hits_from, _) in self.hits_read_by(rule) {
                 if let Some(at) = next.get_mut(hits_from as usize)
                     && let Some(slot) = readers.get_mut(*at)
                 {
@@ -109,9 +118,15 @@ impl<'p> Liveness<'p> {
         self.readers = readers;
     }
 
-    /// Whether a live rule reads the hits of `signal`.
-    pub(crate) fn is_needed(&self, signal: u32) -> bool {
-        self.needed.get(signal as usize).is_some_and(|n| *n > 0)
+    /// Whether a live rule reads the hits of `signal` in the way `need`
+    /// names ([`Need`]).
+    pub(crate) fn is_needed_as(&self, signal: u32, need: Need) -> bool {
+        let counts = match need {
+            Need::Required => &self.needed_required,
+            Need::ToFire => &self.needed_to_fire,
+            Need::Any => &self.needed,
+        };
+        counts.get(signal as usize).is_some_and(|n| *n > 0)
     }
 
     /// For each signal, whether a live rule reads its hits.
@@ -174,30 +189,70 @@ impl<'p> Liveness<'p> {
             return;
         };
         *slot = live;
-        for hits_from in self.hits_read_by(rule) {
-            if let Some(n) = self.needed.get_mut(hits_from as usize) {
-                if live {
-                    *n += 1;
-                } else {
-                    *n = n.saturating_sub(1);
-                }
+        let count = |n: &mut u32| {
+            if live {
+                *n += 1;
+            } else {
+                *n = n.saturating_sub(1);
+            }
+        };
+        for (hits_from, need) in self.hits_read_by(rule) {
+            let at = hits_from as usize;
+            self.needed.get_mut(at).map(count);
+            if need != Need::Any {
+                self.needed_to_fire.get_mut(at).map(count);
+            }
+            if need == Need::Required {
+                self.needed_required.get_mut(at).map(count);
             }
         }
     }
 
-    /// The signals whose hits `rule` reads (its match signals' `hits_from`).
-    fn hits_read_by<'r>(&self, rule: &'r CompiledRule) -> impl Iterator<Item = u32> + 'r
+    /// The signals whose hits `rule` reads (its match signals' `hits_from`),
+    /// each with the most a search for it can tell about the rule.
+    fn hits_read_by<'r>(&self, rule: &'r CompiledRule) -> impl Iterator<Item = (u32, Need)> + 'r
     where
         'p: 'r,
     {
         let policy = self.policy;
-        rule.signals
-            .iter()
-            .filter_map(move |s| match policy.signal(*s).map(|s| &s.source) {
-                Some(SignalSource::Matches { hits_from, .. }) => Some(*hits_from),
-                _ => None,
-            })
+        rule.signals.iter().filter_map(move |s| {
+            let signal = policy.signal(*s)?;
+            let SignalSource::Matches { hits_from, .. } = signal.source else {
+                return None;
+            };
+            let need = if signal.required {
+                Need::Required
+            } else if signal.weight > 0.0 {
+                Need::ToFire
+            } else {
+                Need::Any
+            };
+            Some((hits_from, need))
+        })
     }
+}
+
+/// How a live rule reads a signal's hits, from the reading a set search
+/// can settle soonest to the one it cannot: the engine searches the sets
+/// of the first kind before the second and the second before the third,
+/// so that rules are dropped before the sets of their mitigating signals
+/// are searched for nothing. Each kind includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Need {
+    /// A required signal: a search that finds none of its patterns drops
+    /// the rule.
+    Required,
+    /// A signal that adds to the score: a search that finds none can drop
+    /// the rule if the rest cannot reach its threshold.
+    ToFire,
+    /// Any signal, mitigating ones too: their hits change the score of a
+    /// rule that may fire, but a search for them never drops one.
+    Any,
+}
+
+impl Need {
+    /// Every kind, in the order the engine searches for them.
+    pub(crate) const IN_SEARCH_ORDER: [Need; 3] = [Need::Required, Need::ToFire, Need::Any];
 }
 
 #[cfg(test)]
@@ -328,20 +383,68 @@ rules:
             if let Some(SignalSource::Matches { hits_from, .. }) =
                 p.signal(*signal).map(|s| &s.source)
             {
-                assert!(!live.is_needed(*hits_from), "the rule does not read input");
+                assert!(
+                    !live.is_needed_as(*hits_from, Need::Any),
+                    "the rule does not read input"
+                );
             }
         }
         let alpha = hits_from("a");
-        assert!(live.is_needed(alpha));
+        assert!(live.is_needed_as(alpha, Need::Any));
         live.rule_out(hits_from("d"));
         live.settle();
-        assert!(live.is_needed(alpha), "`either` still reads alpha");
+        assert!(
+            live.is_needed_as(alpha, Need::Any),
+            "`either` still reads alpha"
+        );
         live.rule_out(hits_from("b"));
         live.settle();
-        assert!(live.is_needed(alpha), "alpha alone can fire `either`");
+        assert!(
+            live.is_needed_as(alpha, Need::Any),
+            "alpha alone can fire `either`"
+        );
         live.rule_out(alpha);
         live.settle();
-        assert!(!live.is_needed(alpha), "neither rule can fire");
-        assert!(!live.is_needed(hits_from("b")));
+        assert!(
+            !live.is_needed_as(alpha, Need::Any),
+            "neither rule can fire"
+        );
+        assert!(!live.is_needed_as(hits_from("b"), Need::Any));
+    }
+
+    /// A required signal is needed in every way, a scoring one to fire and
+    /// in general, a mitigating one only in general; a dropped rule needs
+    /// none of them.
+    #[test]
+    fn each_signal_is_needed_as_its_rule_reads_it() {
+        let p = policy();
+        let reads = |rule: &CompiledRule| rule.sees(Direction::Input, Role::User);
+        let signs = ObfuscationSigns::default();
+        let hits_from = |name: &str| {
+            let signal = p
+                .signals
+                .iter()
+                .find(|s| s.name.as_deref() == Some(name))
+                .expect("signal");
+            match signal.source {
+                SignalSource::Matches { hits_from, .. } => hits_from,
+                _ => panic!("match signal"),
+            }
+        };
+        let mut live = Liveness::new(&p, &reads, &signs, vec![1; p.signals.len()]);
+        let kinds = |live: &Liveness<'_>, name: &str| {
+            Need::IN_SEARCH_ORDER.map(|need| live.is_needed_as(hits_from(name), need))
+        };
+        assert_eq!(kinds(&live, "amount"), [true, true, true]);
+        assert_eq!(kinds(&live, "object"), [false, true, true]);
+        assert_eq!(kinds(&live, "c"), [false, false, true]);
+        live.rule_out(hits_from("amount"));
+        live.settle();
+        assert_eq!(kinds(&live, "object"), [false, false, false]);
+        assert_eq!(
+            kinds(&live, "c"),
+            [false, false, true],
+            "`either` is still live"
+        );
     }
 }

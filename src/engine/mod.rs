@@ -22,6 +22,7 @@ use crate::detect::validators::{iban_valid, luhn_valid};
 use crate::policy::{
     CompiledPolicy, CompiledRule, Direction, Form, FormMatchers, Role, SignalSource, Validator,
 };
+use liveness::Need;
 
 /// Most hits kept per form and matcher kind for one text; bounds the work on
 /// adversarial input (thousands of near-matches).
@@ -342,12 +343,28 @@ fn collect_hits(
     let mut liveness = initial_liveness(policy, reads, normalized, &views, &hits, &mut memos);
     // Set by set: each search can rule out rules, and with them the sets
     // only they needed. Every set holding a pattern of a needed signal is
-    // searched before the loop ends.
-    while let Some(searched) = views.iter().find_map(|(matchers, view_text, _)| {
-        matchers
-            .patterns
-            .search_next_set(view_text, &mut memos, |s| liveness.is_needed(s))
-    }) {
+    // searched before the loop ends. The sets of required signals go
+    // first, then those of the other scoring signals, then the mitigating
+    // ones, which only rules still live after the others need. Live rules
+    // only ever shrink, so each (form, kind) walk resumes where it stopped.
+    let mut cursors = vec![[0usize; Need::IN_SEARCH_ORDER.len()]; views.len()];
+    while let Some(searched) = Need::IN_SEARCH_ORDER
+        .iter()
+        .enumerate()
+        .find_map(|(kind, need)| {
+            views
+                .iter()
+                .zip(cursors.iter_mut())
+                .find_map(|((matchers, view_text, _), cursor)| {
+                    let from = cursor.get_mut(kind)?;
+                    matchers
+                        .patterns
+                        .search_next_set_from(view_text, &mut memos, from, |s| {
+                            liveness.is_needed_as(s, *need)
+                        })
+                })
+        })
+    {
         for (matchers, view_text, _) in &views {
             matchers
                 .patterns
