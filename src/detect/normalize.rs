@@ -599,8 +599,8 @@ fn emit_word(word: &[Item], latin_dominant: bool, b: &mut Builder, signs: &mut O
                 .iter()
                 .filter(|it| !it.c.is_ascii() && !is_accented_latin(it.c) && !is_odd_latin(it.c))
                 .all(|it| is_strict_lookalike(it.c) && ascii_fold(it.c).is_some()));
-    for it in word {
-        let fold = if it.c.is_ascii() || is_accented_latin(it.c) {
+    for (at, it) in word.iter().enumerate() {
+        let fold = if it.c.is_ascii() || is_accented_latin(it.c) || in_cjk_run(word, at) {
             None
         } else if is_odd_latin(it.c) || may_fold_other {
             ascii_fold(it.c)
@@ -609,6 +609,31 @@ fn emit_word(word: &[Item], latin_dominant: bool, b: &mut Builder, signs: &mut O
         };
         push_folded(it, fold, b, signs);
     }
+}
+
+/// Whether the character at `at` is a CJK ideograph or Hangul syllable
+/// next to another one in `word`. Chinese, Japanese and Korean write Latin
+/// acronyms and brand names without a space (`AI代理`, `iPhone手机`,
+/// `GPT로`), so such a word looks mostly Latin; the folding table gives
+/// many ideographs a Latin look-alike (`代` → `a`, `手` → `e`, meant for
+/// the fancy-text alphabets that spell one Latin letter with one
+/// ideograph), which garbled the real words. An ideograph standing alone
+/// between Latin letters (`ig卂ore`) is still folded.
+fn in_cjk_run(word: &[Item], at: usize) -> bool {
+    let cjk = |i: usize| {
+        word.get(i)
+            .is_some_and(|it| is_cjk_ideograph_or_hangul(it.c))
+    };
+    cjk(at) && ((at > 0 && cjk(at - 1)) || cjk(at + 1))
+}
+
+/// CJK unified ideographs (with extension A, the compatibility block and
+/// the supplementary planes' extensions) and Hangul syllables.
+fn is_cjk_ideograph_or_hangul(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xAC00..=0xD7AF | 0xF900..=0xFAFF | 0x20000..=0x3134F
+    )
 }
 
 /// Pushes `it` as its ASCII look-alike `fold` (counted as a homoglyph), or as itself.
@@ -1143,6 +1168,26 @@ mod tests {
         // An all-Cyrillic look-alike word in an English sentence.
         let o = "say \u{441}\u{43E}\u{440}\u{435} now";
         assert_eq!(normalize(o).normalized.text, "say cope now");
+    }
+
+    /// Latin acronyms written against Chinese or Korean words keep the
+    /// words intact; one ideograph alone among Latin letters is still a
+    /// look-alike.
+    #[test]
+    fn cjk_words_next_to_latin_letters_are_not_folded() {
+        for (o, want) in [
+            ("AI代理", "ai代理"),
+            ("请用AI助手发送", "请用ai助手发送"),
+            ("GPT代写", "gpt代写"),
+            ("iPhone手机", "iphone手机"),
+        ] {
+            let n = normalize(o);
+            assert_eq!(n.normalized.text, want, "{o}");
+            assert_eq!(n.signs.homoglyphs, 0, "{o}");
+        }
+        let folded = normalize("ig\u{5342}ore");
+        assert_ne!(folded.normalized.text, "ig\u{5342}ore");
+        assert_eq!(folded.signs.homoglyphs, 1);
     }
 
     #[test]
