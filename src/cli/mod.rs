@@ -12,6 +12,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::policy::Role;
+
 /// Palisade: an OpenAI-compatible safety guardrail proxy.
 #[derive(Debug, Parser)]
 #[command(name = "palisade", version, about, long_about = None)]
@@ -44,6 +46,17 @@ enum Command {
         /// obfuscation signs counted.
         #[arg(long)]
         views: bool,
+        /// Also print, for every rule that fired, each of its signals with the text it
+        /// matched and its weight (what to change when a rule blocks too much or too little).
+        #[arg(long)]
+        explain: bool,
+        /// Explain this rule too even if it did not fire (repeatable; implies `--explain`).
+        #[arg(long = "rule", value_name = "ID")]
+        rules: Vec<String>,
+        /// Who sent the text: system, developer, user (default), assistant or tool
+        /// (a tool result or document the model reads); ignored with `--output`.
+        #[arg(long, value_parser = parse_role, default_value = "user")]
+        role: Role,
         /// The text, or `-` (or nothing) to read standard input.
         text: Option<String>,
     },
@@ -104,8 +117,21 @@ pub fn run() -> ExitCode {
             policy,
             output,
             views,
+            explain,
+            rules,
+            role,
             text,
-        } => scan::run(policy, output, views, text),
+        } => scan::run(
+            policy,
+            scan::Options {
+                output,
+                views,
+                explain: explain || !rules.is_empty(),
+                rules,
+                role,
+            },
+            text,
+        ),
         Command::Policy {
             command: PolicyCommand::Check { paths },
         } => policy_cmd::check(paths),
@@ -130,4 +156,15 @@ pub fn print_stdout(text: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{text}");
+}
+
+/// A `--role` value: one of the roles a policy can tell apart.
+fn parse_role(name: &str) -> Result<Role, String> {
+    Role::from_name(name).ok_or_else(|| {
+        let known: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+        format!(
+            "unknown role `{name}` (expected one of {})",
+            known.join(", ")
+        )
+    })
 }

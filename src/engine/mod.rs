@@ -6,11 +6,13 @@
 
 mod cache;
 mod decision;
+mod explain;
 mod liveness;
 mod score;
 
 pub use cache::{CacheStats, SegmentCache};
 pub use decision::{Decision, Finding, Verdict, apply_redactions};
+pub use explain::{RuleExplanation, SignalExplanation, explain};
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -70,7 +72,27 @@ pub(crate) struct Evidence<'t> {
     suffix_score: Option<f32>,
 }
 
-impl Evidence<'_> {
+impl<'t> Evidence<'t> {
+    /// The evidence of one text: its hits (sorted by signal, then start)
+    /// and its normalised forms; classifier and suffix scores are computed
+    /// when a rule asks.
+    fn new(
+        policy: &CompiledPolicy,
+        hits: Vec<Hit>,
+        normalized: &'t Normalized,
+        role: Role,
+        original: &'t str,
+    ) -> Self {
+        Evidence {
+            hits,
+            normalized,
+            role,
+            classifier_scores: vec![None; policy.classifiers.len()],
+            original,
+            suffix_score: None,
+        }
+    }
+
     /// Classifier score for a model, computed once per text.
     pub fn classifier_score(&mut self, policy: &CompiledPolicy, model: usize) -> f32 {
         if let Some(Some(score)) = self.classifier_scores.get(model) {
@@ -262,14 +284,7 @@ pub(crate) fn scan_text(
         reads && rule.sees(direction, role)
     };
     let hits = collect_hits(policy, direction, text, &normalized, &reads);
-    let mut evidence = Evidence {
-        hits,
-        normalized: &normalized,
-        role,
-        classifier_scores: vec![None; policy.classifiers.len()],
-        original: text,
-        suffix_score: None,
-    };
+    let mut evidence = Evidence::new(policy, hits, &normalized, role, text);
     let mut fired = Vec::new();
     for rule in &policy.rules {
         if !reads(rule) {
@@ -308,37 +323,8 @@ fn collect_hits(
     normalized: &Normalized,
     reads: &dyn Fn(&CompiledRule) -> bool,
 ) -> Vec<Hit> {
-    let views: Vec<(&FormMatchers, &str, Option<&View>)> = policy
-        .matchers
-        .get(direction)
-        .iter()
-        .map(|(form, matchers)| match form {
-            Form::Raw => (matchers, text, None),
-            Form::Normalized => (
-                matchers,
-                normalized.normalized.text.as_str(),
-                Some(&normalized.normalized),
-            ),
-            Form::Deobfuscated => (
-                matchers,
-                normalized.deobfuscated.text.as_str(),
-                Some(&normalized.deobfuscated),
-            ),
-        })
-        .collect();
-    let map = |view: Option<&View>, start: usize, end: usize| match view {
-        Some(v) => v.original_range(start, end),
-        None => start..end,
-    };
-    let mut hits = Vec::new();
-    for (matchers, view_text, view) in &views {
-        matchers.keywords.scan(view_text, MAX_HITS, |h| {
-            hits.push(Hit {
-                signal: h.signal,
-                range: map(*view, h.start, h.end),
-            })
-        });
-    }
+    let views = form_views(policy, direction, text, normalized);
+    let mut hits = keyword_hits(&views);
     let mut memos = ScanMemos::default();
     let mut liveness = initial_liveness(policy, reads, normalized, &views, &hits, &mut memos);
     // Set by set: each search can rule out rules, and with them the sets
@@ -374,10 +360,94 @@ fn collect_hits(
     }
     let needed = liveness.needed();
     let needed = |signal: u32| needed.get(signal as usize).copied().unwrap_or(false);
-    for (matchers, view_text, view) in &views {
+    add_pattern_hits(policy, &views, &mut memos, needed, &mut hits);
+    // Full key: equal keys are identical hits, so the unstable sort is deterministic.
+    hits.sort_unstable_by_key(|h| (h.signal, h.range.start, h.range.end));
+    hits
+}
+
+/// Every hit of every signal in `text`, none left out because no rule
+/// could fire without it: what [`explain`] shows.
+fn collect_every_hit(
+    policy: &CompiledPolicy,
+    direction: Direction,
+    text: &str,
+    normalized: &Normalized,
+) -> Vec<Hit> {
+    let views = form_views(policy, direction, text, normalized);
+    let mut hits = keyword_hits(&views);
+    let mut memos = ScanMemos::default();
+    add_pattern_hits(policy, &views, &mut memos, |_| true, &mut hits);
+    hits.sort_unstable_by_key(|h| (h.signal, h.range.start, h.range.end));
+    hits
+}
+
+/// A form's matchers with the text they read and the view that maps its
+/// offsets back to the original text (`None`: the original itself).
+type FormView<'a> = (&'a FormMatchers, &'a str, Option<&'a View>);
+
+/// The forms the policy's matchers read in `direction`, each with its text.
+fn form_views<'a>(
+    policy: &'a CompiledPolicy,
+    direction: Direction,
+    text: &'a str,
+    normalized: &'a Normalized,
+) -> Vec<FormView<'a>> {
+    policy
+        .matchers
+        .get(direction)
+        .iter()
+        .map(|(form, matchers)| match form {
+            Form::Raw => (matchers, text, None),
+            Form::Normalized => (
+                matchers,
+                normalized.normalized.text.as_str(),
+                Some(&normalized.normalized),
+            ),
+            Form::Deobfuscated => (
+                matchers,
+                normalized.deobfuscated.text.as_str(),
+                Some(&normalized.deobfuscated),
+            ),
+        })
+        .collect()
+}
+
+/// `start..end` of a view's text as a range of the original text.
+fn original_range(view: Option<&View>, start: usize, end: usize) -> Range<usize> {
+    match view {
+        Some(v) => v.original_range(start, end),
+        None => start..end,
+    }
+}
+
+/// The keyword hits of every form (one Aho-Corasick pass each).
+fn keyword_hits(views: &[FormView<'_>]) -> Vec<Hit> {
+    let mut hits = Vec::new();
+    for (matchers, view_text, view) in views {
+        matchers.keywords.scan(view_text, MAX_HITS, |h| {
+            hits.push(Hit {
+                signal: h.signal,
+                range: original_range(*view, h.start, h.end),
+            })
+        });
+    }
+    hits
+}
+
+/// Adds the pattern hits of the signals `needed` accepts, on every form,
+/// that their validators (card numbers, IBANs) accept.
+fn add_pattern_hits(
+    policy: &CompiledPolicy,
+    views: &[FormView<'_>],
+    memos: &mut ScanMemos,
+    needed: impl Fn(u32) -> bool + Copy,
+    hits: &mut Vec<Hit>,
+) {
+    for (matchers, view_text, view) in views {
         matchers
             .patterns
-            .scan_with_memo(view_text, MAX_HITS, &mut memos, needed, |h| {
+            .scan_with_memo(view_text, MAX_HITS, memos, needed, |h| {
                 if validator_accepts(
                     policy,
                     h.signal,
@@ -385,14 +455,11 @@ fn collect_hits(
                 ) {
                     hits.push(Hit {
                         signal: h.signal,
-                        range: map(*view, h.start, h.end),
+                        range: original_range(*view, h.start, h.end),
                     });
                 }
             });
     }
-    // Full key: equal keys are identical hits, so the unstable sort is deterministic.
-    hits.sort_unstable_by_key(|h| (h.signal, h.range.start, h.range.end));
-    hits
 }
 
 /// The rules that may fire on a text before any set is searched: a signal
@@ -404,7 +471,7 @@ fn initial_liveness<'p>(
     policy: &'p CompiledPolicy,
     reads: &'p dyn Fn(&CompiledRule) -> bool,
     normalized: &'p Normalized,
-    views: &[(&FormMatchers, &str, Option<&View>)],
+    views: &[FormView<'_>],
     keyword_hits: &[Hit],
     memos: &mut ScanMemos,
 ) -> liveness::Liveness<'p> {

@@ -157,7 +157,7 @@ pub(crate) fn may_fire(
     reachable + 1e-6 >= rule.threshold
 }
 
-fn sign_present(signs: &ObfuscationSigns, sign: ObfuscationSign) -> bool {
+pub(crate) fn sign_present(signs: &ObfuscationSigns, sign: ObfuscationSign) -> bool {
     match sign {
         ObfuscationSign::Invisible => signs.invisible > 0,
         ObfuscationSign::UnicodeTags => signs.unicode_tags > 0,
