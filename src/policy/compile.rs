@@ -97,7 +97,9 @@ pub fn compile(files: &[LoadedFile]) -> Result<CompiledPolicy, PolicyError> {
         });
     };
     let categories = collect_categories(files)?;
+    let shared = SharedSignals::collect(files)?;
     let mut builder = Builder {
+        shared,
         tables: PatternTables::default(),
         signals: Vec::new(),
         rules: Vec::new(),
@@ -376,6 +378,8 @@ fn collect_categories(
 }
 
 struct Builder {
+    /// The policy's shared signals, which rules take with `use:`.
+    shared: SharedSignals,
     tables: PatternTables,
     signals: Vec<CompiledSignal>,
     rules: Vec<CompiledRule>,
@@ -410,10 +414,15 @@ impl Builder {
     ) -> Result<(), PolicyError> {
         let rule_index = self.rules.len() as u32;
         let default_forms = spec.forms.clone().unwrap_or_else(|| vec![Form::Normalized]);
-        let mut signal_specs = spec.signals.clone();
+        let mut signal_specs = spec
+            .signals
+            .iter()
+            .map(|signal| self.shared.resolve(file, spec, signal))
+            .collect::<Result<Vec<_>, _>>()?;
         if has_shorthand(spec) {
             signal_specs.push(SignalSpec {
                 name: None,
+                use_signal: None,
                 keywords: spec.keywords.clone(),
                 regex: spec.regex.clone(),
                 whole_word: spec.whole_word,
@@ -696,6 +705,119 @@ impl Builder {
         let index = self.classifiers.len() - 1;
         self.model_index.insert(path, index);
         Ok(index)
+    }
+}
+
+/// The shared signals of a policy (top-level `signals:` of its files), by
+/// name, each with the file that defines it.
+struct SharedSignals {
+    by_name: HashMap<String, (PathBuf, SignalSpec)>,
+}
+
+impl SharedSignals {
+    /// Collects every file's shared signals; a name defined twice, a
+    /// shared signal that itself says `use:`, one without matchers and one
+    /// with a classifier (whose model path is relative to its own file)
+    /// are errors.
+    fn collect(files: &[LoadedFile]) -> Result<Self, PolicyError> {
+        let mut by_name: HashMap<String, (PathBuf, SignalSpec)> = HashMap::new();
+        for file in files {
+            for (name, signal) in &file.file.signals {
+                let problem = if signal.use_signal.is_some() {
+                    Some("a shared signal cannot itself `use:` another")
+                } else if signal.classifier.is_some() {
+                    Some(
+                        "a shared signal cannot hold a classifier (its model path is relative to one file): give the classifier to each rule",
+                    )
+                } else if signal.keywords.is_empty()
+                    && signal.regex.is_empty()
+                    && signal.obfuscation.is_empty()
+                    && signal.adversarial_suffix.is_none()
+                {
+                    Some(
+                        "matches nothing: give it `keywords`, `regex`, `obfuscation` or `adversarial_suffix`",
+                    )
+                } else {
+                    None
+                };
+                if let Some(problem) = problem {
+                    return Err(invalid(
+                        file,
+                        None,
+                        format!("shared signal `{name}`: {problem}"),
+                    ));
+                }
+                if let Some((other, _)) = by_name.get(name) {
+                    return Err(invalid(
+                        file,
+                        None,
+                        format!(
+                            "shared signal `{name}` is also defined in {} (names are unique across all included files)",
+                            other.display()
+                        ),
+                    ));
+                }
+                by_name.insert(name.clone(), (file.path.clone(), signal.clone()));
+            }
+        }
+        Ok(Self { by_name })
+    }
+
+    /// `signal` with a `use:` replaced by the shared signal it names, whose
+    /// `name`, `weight` and `required` it may override; other signals as
+    /// they are.
+    fn resolve(
+        &self,
+        file: &LoadedFile,
+        rule: &RuleSpec,
+        signal: &SignalSpec,
+    ) -> Result<SignalSpec, PolicyError> {
+        let Some(name) = &signal.use_signal else {
+            return Ok(signal.clone());
+        };
+        let has_own_matchers = !signal.keywords.is_empty()
+            || !signal.regex.is_empty()
+            || signal.whole_word.is_some()
+            || signal.forms.is_some()
+            || signal.classifier.is_some()
+            || signal.adversarial_suffix.is_some()
+            || !signal.obfuscation.is_empty()
+            || signal.validate.is_some()
+            || signal.accents_optional;
+        if has_own_matchers {
+            return Err(invalid(
+                file,
+                Some(&rule.id),
+                format!(
+                    "`use: {name}` takes the shared signal's matchers: beside it give only `name`, `weight` or `required`"
+                ),
+            ));
+        }
+        let Some((_, shared)) = self.by_name.get(name) else {
+            let mut known: Vec<&str> = self.by_name.keys().map(String::as_str).collect();
+            known.sort_unstable();
+            return Err(invalid(
+                file,
+                Some(&rule.id),
+                format!(
+                    "`use: {name}`: the policy has no shared signal of that name (define it under a file's top-level `signals:`; defined: {})",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            ));
+        };
+        let mut out = shared.clone();
+        out.name = signal
+            .name
+            .clone()
+            .or_else(|| shared.name.clone())
+            .or_else(|| Some(name.clone()));
+        out.weight = signal.weight.or(shared.weight);
+        out.required = signal.required || shared.required;
+        Ok(out)
     }
 }
 

@@ -55,6 +55,12 @@ pub struct PolicyFile {
     /// Per-category switches and actions set by the root policy.
     #[serde(default)]
     pub categories: BTreeMap<String, CategoryOverride>,
+    /// Named signals that rules of any file of the policy take with
+    /// `use: NAME`: one definition of a frame or a counterweight that
+    /// several rules in several files read, instead of a copy in each
+    /// (YAML anchors do not cross files). Names are unique across files.
+    #[serde(default)]
+    pub signals: BTreeMap<String, SignalSpec>,
     /// The rules of this file.
     #[serde(default)]
     pub rules: Vec<RuleSpec>,
@@ -510,6 +516,12 @@ pub struct SignalSpec {
     /// Label shown in `policy test` output.
     #[serde(default)]
     pub name: Option<String>,
+    /// Takes the matchers (keywords, regex, forms and the rest) of the
+    /// policy's shared signal of this name (top-level `signals:` of any
+    /// policy file); `name`, `weight` and `required` given beside it
+    /// override the shared signal's own.
+    #[serde(default, rename = "use")]
+    pub use_signal: Option<String>,
     /// Literal phrases (case-insensitive), compiled into one automaton.
     #[serde(default)]
     pub keywords: Vec<String>,

@@ -308,3 +308,130 @@ fn accents_optional_signals_also_match_unaccented_spellings() {
     );
     assert!(fired(&policy, Direction::Input, "como fabricar").is_empty());
 }
+
+/// Writes `files` (name, YAML) into a temporary directory and loads the
+/// first as the root, for policies of several files.
+fn load_files(files: &[(&str, &str)]) -> Result<CompiledPolicy, String> {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    for (name, yaml) in files {
+        std::fs::write(dir.path().join(name), yaml).expect("policy written");
+    }
+    load_path(&dir.path().join(files[0].0)).map_err(|e| e.to_string())
+}
+
+const SHARED_ROOT: &str = r#"
+version: 1
+include: [frames.yaml, rules.yaml]
+"#;
+
+const SHARED_FRAMES: &str = r#"
+version: 1
+signals:
+  game frame:
+    keywords: [in minecraft, in fortnite]
+    weight: -2
+"#;
+
+const SHARED_RULES: &str = r#"
+version: 1
+rules:
+  - id: kill-request
+    threshold: 2
+    signals:
+      - {keywords: [how do i kill], weight: 2}
+      - {use: game frame}
+    action: block
+  - id: kill-request-strict
+    threshold: 2
+    signals:
+      - {keywords: [how do i kill], weight: 2}
+      - {use: game frame, name: the game frame counts less here, weight: -1}
+      - {keywords: [my cousin]}
+    action: block
+"#;
+
+/// A signal defined once under `signals:` is read by rules of another
+/// file with `use:`, with the weight each rule gives it.
+#[test]
+fn rules_in_other_files_use_one_shared_signal_with_their_own_weights() {
+    let p = load_files(&[
+        ("root.yaml", SHARED_ROOT),
+        ("frames.yaml", SHARED_FRAMES),
+        ("rules.yaml", SHARED_RULES),
+    ])
+    .expect("policy compiles");
+    assert_eq!(
+        fired(&p, Direction::Input, "how do i kill my cousin"),
+        ["kill-request", "kill-request-strict"]
+    );
+    assert_eq!(
+        fired(&p, Direction::Input, "how do i kill my cousin in minecraft"),
+        ["kill-request-strict"],
+        "-2 holds the first rule back, -1 against 3 does not hold the second"
+    );
+    let names: Vec<_> = p.signals.iter().filter_map(|s| s.name.as_deref()).collect();
+    assert!(names.contains(&"game frame"), "{names:?}");
+    assert!(
+        names.contains(&"the game frame counts less here"),
+        "{names:?}"
+    );
+}
+
+/// A policy file's name and YAML.
+type PolicyFileText<'a> = (&'a str, &'a str);
+
+/// Mistakes with shared signals are reported with the file and rule:
+/// table-driven (files after the root, words the error must contain).
+#[test]
+fn shared_signal_mistakes_name_the_file_rule_and_signal() {
+    let unknown = r#"
+version: 1
+rules:
+  - id: uses-missing
+    signals:
+      - {use: no such frame}
+"#;
+    let with_keywords = r#"
+version: 1
+rules:
+  - id: uses-and-adds
+    signals:
+      - {use: game frame, keywords: [extra]}
+"#;
+    let twice = r#"
+version: 1
+signals:
+  game frame: {keywords: [in roblox]}
+"#;
+    let nested = r#"
+version: 1
+signals:
+  outer: {use: game frame}
+"#;
+    let cases: [(&[PolicyFileText], &[&str]); 4] = [
+        (
+            &[("rules.yaml", unknown)],
+            &["rules.yaml", "uses-missing", "no such frame", "game frame"],
+        ),
+        (
+            &[("rules.yaml", with_keywords)],
+            &["uses-and-adds", "only `name`, `weight` or `required`"],
+        ),
+        (
+            &[("rules.yaml", twice)],
+            &["`game frame`", "also defined in", "frames.yaml"],
+        ),
+        (
+            &[("rules.yaml", nested)],
+            &["`outer`", "cannot itself `use:`"],
+        ),
+    ];
+    for (extra, expected) in cases {
+        let mut files = vec![("root.yaml", SHARED_ROOT), ("frames.yaml", SHARED_FRAMES)];
+        files.extend_from_slice(extra);
+        let error = load_files(&files).expect_err("rejected");
+        for word in expected {
+            assert!(error.contains(word), "{word:?} not in {error}");
+        }
+    }
+}
