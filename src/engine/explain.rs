@@ -69,7 +69,11 @@ pub fn explain(
     let hits = collect_every_hit(policy, direction, text, &normalized);
     let mut evidence = Evidence::new(policy, hits, &normalized, role, text);
     let mut out = Vec::new();
-    for rule in policy.rules.iter().filter(|r| r.sees(direction, role)) {
+    for rule in policy
+        .rules
+        .iter()
+        .filter(|r| r.reads_plain() && r.sees(direction, role))
+    {
         let outcome = score::score_rule(policy, rule, &mut evidence);
         if outcome.is_none() && !wanted(&rule.id) {
             continue;
@@ -201,6 +205,10 @@ rules:
     signals:
       - {regex: ['\bsecret\b']}
     action: block
+  - id: inside-payloads-only
+    decoded: only
+    keywords: [thermite]
+    action: block
 "#,
         )
     }
@@ -224,7 +232,11 @@ rules:
             "how to burn 20 g thermite",
             |_| false,
         );
-        assert_eq!(out.len(), 1, "only the rule that fired: {out:?}");
+        assert_eq!(
+            out.len(),
+            1,
+            "only the rule that fired on the text itself: {out:?}"
+        );
         let e = &out[0];
         assert!(e.fired);
         assert_eq!(e.score, Some(4.0));
