@@ -140,10 +140,7 @@ fn signal_matches(
             threshold,
             role_thresholds,
         } => {
-            let threshold = role_thresholds
-                .iter()
-                .find(|(r, _)| *r == evidence.role)
-                .map_or(*threshold, |(_, t)| *t);
+            let threshold = score::classifier_threshold(role_thresholds, evidence.role, *threshold);
             let score = evidence.classifier_score(policy, *model);
             (score >= threshold).then(|| vec![format!("score {score:.3} >= {threshold}")])
         }

@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use super::Evidence;
 use crate::detect::normalize::ObfuscationSigns;
-use crate::policy::{CompiledPolicy, CompiledRule, ObfuscationSign, SignalSource};
+use crate::policy::{CompiledPolicy, CompiledRule, ObfuscationSign, Role, SignalSource};
 
 /// A rule that reached its threshold.
 pub(crate) struct Outcome {
@@ -57,11 +57,7 @@ pub(crate) fn score_rule(
                 threshold,
                 role_thresholds,
             } => {
-                let threshold = role_thresholds
-                    .iter()
-                    .find(|(r, _)| *r == evidence.role)
-                    .map(|(_, t)| *t)
-                    .unwrap_or(*threshold);
+                let threshold = classifier_threshold(role_thresholds, evidence.role, *threshold);
                 nonpositional_matched[local] =
                     evidence.classifier_score(policy, *model) >= threshold;
             }
@@ -155,6 +151,19 @@ pub(crate) fn may_fire(
         }
     }
     reachable + 1e-6 >= rule.threshold
+}
+
+/// A classifier signal's threshold for texts from `role`: its own for
+/// that role if it sets one, else `default`.
+pub(crate) fn classifier_threshold(
+    role_thresholds: &[(Role, f32)],
+    role: Role,
+    default: f32,
+) -> f32 {
+    role_thresholds
+        .iter()
+        .find(|(r, _)| *r == role)
+        .map_or(default, |(_, t)| *t)
 }
 
 pub(crate) fn sign_present(signs: &ObfuscationSigns, sign: ObfuscationSign) -> bool {
