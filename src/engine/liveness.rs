@@ -360,6 +360,19 @@ rules:
         }
     }
 
+    /// The signal whose hits the match signal named `name` reads.
+    fn hits_of_signal(p: &CompiledPolicy, name: &str) -> u32 {
+        let signal = p
+            .signals
+            .iter()
+            .find(|s| s.name.as_deref() == Some(name))
+            .expect("signal");
+        match signal.source {
+            SignalSource::Matches { hits_from, .. } => hits_from,
+            _ => panic!("match signal"),
+        }
+    }
+
     /// A signal two live rules read stays needed until both are dropped;
     /// a rule that does not read the text never makes a signal needed.
     #[test]
@@ -367,16 +380,7 @@ rules:
         let p = policy();
         let reads = |rule: &CompiledRule| rule.sees(Direction::Input, Role::User);
         let signs = ObfuscationSigns::default();
-        let id = |name: &str| {
-            p.signals
-                .iter()
-                .position(|s| s.name.as_deref() == Some(name))
-                .expect("signal") as u32
-        };
-        let hits_from = |name: &str| match p.signal(id(name)).map(|s| &s.source) {
-            Some(SignalSource::Matches { hits_from, .. }) => *hits_from,
-            _ => panic!("match signal"),
-        };
+        let hits_from = |name: &str| hits_of_signal(&p, name);
         let mut live = Liveness::new(&p, &reads, &signs, vec![1; p.signals.len()]);
         let output_only = p.rules.iter().find(|r| &*r.id == "output-only");
         for signal in output_only.expect("rule").signals.iter() {
@@ -420,17 +424,7 @@ rules:
         let p = policy();
         let reads = |rule: &CompiledRule| rule.sees(Direction::Input, Role::User);
         let signs = ObfuscationSigns::default();
-        let hits_from = |name: &str| {
-            let signal = p
-                .signals
-                .iter()
-                .find(|s| s.name.as_deref() == Some(name))
-                .expect("signal");
-            match signal.source {
-                SignalSource::Matches { hits_from, .. } => hits_from,
-                _ => panic!("match signal"),
-            }
-        };
+        let hits_from = |name: &str| hits_of_signal(&p, name);
         let mut live = Liveness::new(&p, &reads, &signs, vec![1; p.signals.len()]);
         let kinds = |live: &Liveness<'_>, name: &str| {
             Need::IN_SEARCH_ORDER.map(|need| live.is_needed_as(hits_from(name), need))
