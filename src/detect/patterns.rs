@@ -1245,10 +1245,17 @@ fn syntax_config(case_insensitive: bool) -> syntax::Config {
 const GAP_SET_CHUNK: usize = 2;
 
 /// Patterns per set for patterns without a gap (words, alternations of
-/// words, short optional parts): their union stays small, and fewer sets
-/// mean fewer scans of a text and fewer compiled automata (sets of two for
-/// every pattern raised idle memory by about 27 MB).
-const PLAIN_SET_CHUNK: usize = 16;
+/// words, short optional parts). Fewer sets mean fewer scans of a text, but
+/// on new text each scan builds lazy-DFA states, and a union of long word
+/// lists (the person lists of several languages with an optional word
+/// before the noun) builds many more than its parts would. Measured on the
+/// session-20 policy (callgrind, `examples/detect_times`, 300 new prompts):
+/// sets of 16 2.52 G instructions after a 600-prompt warm-up and 7.96 G
+/// cold, sets of 8 2.35 G and 7.33 G, sets of 4 2.25 G and 6.67 G; a
+/// repeated 1.3 KB prompt 1.64, 1.71 and 1.79 G. Idle RSS did not grow
+/// (sets of 4: 59 MB against 61 MB), nor did the peak over 1,500 new
+/// prompts (463 MB against 483 MB). New text is what a server sees.
+const PLAIN_SET_CHUNK: usize = 4;
 
 /// Splits the set-searched patterns into the groups searched as one set:
 /// patterns with a gap in sets of [`GAP_SET_CHUNK`], the others in sets of

@@ -390,14 +390,42 @@ const COMMON_WORDS: &[&str] = &[
 ];
 
 /// How selective one literal is: its length, or 1 if it is only common
-/// words.
+/// words, spaces or fewer than [`MIN_OTHER_SCRIPT_CHARS`] letters of
+/// another script.
+///
+/// Words are runs of ASCII letters and digits or of non-ASCII bytes (the
+/// letters of other scripts). A literal without an ASCII word is judged by
+/// what else it holds: other-script letters (`пароль`, `忽略`) or markup
+/// (`<!--`, `[/inst]`) are as rare in ordinary prompts as an uncommon
+/// English word, while two Cyrillic letters occur in most Russian words.
 fn literal_quality(literal: &[u8]) -> usize {
-    let all_common = literal
-        .split(|b| !b.is_ascii_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .all(|w| COMMON_WORDS.iter().any(|c| c.as_bytes() == w));
-    if all_common { 1 } else { literal.len() }
+    let is_word_byte = |b: &u8| b.is_ascii_alphanumeric() || !b.is_ascii();
+    let mut words = literal
+        .split(|b| !is_word_byte(b))
+        .filter(|w| !w.is_empty());
+    let mut any_word = false;
+    let mut other_script_chars = 0;
+    let all_common = words.all(|w| {
+        any_word = true;
+        if w.is_ascii() {
+            return COMMON_WORDS.iter().any(|c| c.as_bytes() == w);
+        }
+        other_script_chars += std::str::from_utf8(w).map_or(0, |w| w.chars().count());
+        true
+    });
+    if !any_word {
+        return literal.iter().filter(|b| !b.is_ascii_whitespace()).count();
+    }
+    if all_common && other_script_chars < MIN_OTHER_SCRIPT_CHARS {
+        1
+    } else {
+        literal.len()
+    }
 }
+
+/// Fewest letters of another script (Cyrillic, CJK, Arabic...) that make a
+/// literal without an uncommon ASCII word worth gating on.
+const MIN_OTHER_SCRIPT_CHARS: usize = 3;
 
 /// How selective a requirement is: its least selective string's
 /// [`literal_quality`] (a set holding "" requires nothing).
@@ -479,6 +507,18 @@ mod tests {
             Some("kill self")
         );
         assert_eq!(fold_text_to_ascii("plain café"), None);
+    }
+
+    #[test]
+    fn other_scripts_and_markup_are_worth_gating_on() {
+        // Letters of another script are no common English word.
+        assert!(req(r"пароль\s+\w+").is_some());
+        assert!(req(r"忽略之前\w*").is_some());
+        assert!(req(r"<!--\s*\w+").is_some());
+        // Two Cyrillic letters occur in most Russian words; spaces alone
+        // occur everywhere.
+        assert_eq!(req(r"ии\s+\w+"), None);
+        assert_eq!(req(r"\w+    \w+"), None);
     }
 
     #[test]
