@@ -53,8 +53,8 @@ fn main() {
     let policy = policy::load_path(&policy_path).expect("policy");
     if let Some(file) = warmup {
         let text = std::fs::read_to_string(file).expect("read warm-up file");
-        for t in text.lines().filter_map(example_text) {
-            let segments = [Segment::new(Role::User, "messages[0].content", &t)];
+        for (t, role) in text.lines().filter_map(example_text) {
+            let segments = [Segment::new(role, "messages[0].content", &t)];
             evaluate(&policy, Direction::Input, &segments);
         }
     }
@@ -70,9 +70,9 @@ fn main() {
             if raw.trim().is_empty() {
                 continue;
             }
-            let t = example_text(raw).expect("json line");
+            let (t, role) = example_text(raw).expect("json line");
             let t = t.as_str();
-            let segments = [Segment::new(Role::User, "messages[0].content", t)];
+            let segments = [Segment::new(role, "messages[0].content", t)];
             let start = Instant::now();
             let decision = measured_evaluate(&policy, &segments);
             let secs = start.elapsed().as_secs_f64();
@@ -138,12 +138,16 @@ fn main() {
 
 /// The `text` of one JSONL line (empty if it has none); `None` for a
 /// blank line.
-fn example_text(raw: &str) -> Option<String> {
+/// The text of one JSONL example and the role it is read as (`role`, as
+/// `palisade eval` reads it; a user message when absent), so rules for tool
+/// results are timed on the lines written for them.
+fn example_text(raw: &str) -> Option<(String, Role)> {
     if raw.trim().is_empty() {
         return None;
     }
     let v: serde_json::Value = serde_json::from_str(raw).expect("json line");
-    Some(v["text"].as_str().unwrap_or("").to_owned())
+    let role = serde_json::from_value(v["role"].clone()).unwrap_or(Role::User);
+    Some((v["text"].as_str().unwrap_or("").to_owned(), role))
 }
 
 /// The evaluation that is timed (and that callgrind's `--toggle-collect`
