@@ -400,26 +400,25 @@ const COMMON_WORDS: &[&str] = &[
 /// English word, while two Cyrillic letters occur in most Russian words.
 fn literal_quality(literal: &[u8]) -> usize {
     let is_word_byte = |b: &u8| b.is_ascii_alphanumeric() || !b.is_ascii();
-    let mut words = literal
+    let words: Vec<&[u8]> = literal
         .split(|b| !is_word_byte(b))
-        .filter(|w| !w.is_empty());
-    let mut any_word = false;
-    let mut other_script_chars = 0;
-    let all_common = words.all(|w| {
-        any_word = true;
-        if w.is_ascii() {
-            return COMMON_WORDS.iter().any(|c| c.as_bytes() == w);
-        }
-        other_script_chars += std::str::from_utf8(w).map_or(0, |w| w.chars().count());
-        true
-    });
-    if !any_word {
+        .filter(|w| !w.is_empty())
+        .collect();
+    if words.is_empty() {
         return literal.iter().filter(|b| !b.is_ascii_whitespace()).count();
     }
-    if all_common && other_script_chars < MIN_OTHER_SCRIPT_CHARS {
-        1
-    } else {
+    let rare_ascii_word = words
+        .iter()
+        .any(|w| w.is_ascii() && !COMMON_WORDS.iter().any(|c| c.as_bytes() == *w));
+    let other_script_chars: usize = words
+        .iter()
+        .filter(|w| !w.is_ascii())
+        .map(|w| std::str::from_utf8(w).map_or(0, |w| w.chars().count()))
+        .sum();
+    if rare_ascii_word || other_script_chars >= MIN_OTHER_SCRIPT_CHARS {
         literal.len()
+    } else {
+        1
     }
 }
 
