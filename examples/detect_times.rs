@@ -136,11 +136,10 @@ fn main() {
     }
 }
 
-/// The `text` of one JSONL line (empty if it has none); `None` for a
-/// blank line.
-/// The text of one JSONL example and the role it is read as (`role`, as
-/// `palisade eval` reads it; a user message when absent), so rules for tool
-/// results are timed on the lines written for them.
+/// The `text` of one JSONL line (empty if it has none) and the role it is
+/// read as (`role`, as `palisade eval` reads it; a user message when
+/// absent), so rules for tool results are timed on the lines written for
+/// them; `None` for a blank line.
 fn example_text(raw: &str) -> Option<(String, Role)> {
     if raw.trim().is_empty() {
         return None;
