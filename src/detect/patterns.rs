@@ -24,7 +24,7 @@ use regex_automata::{Input, MatchKind, PatternID, PatternSet, meta};
 use regex_syntax::hir::Hir;
 
 use super::relax::{
-    has_unicode_word_boundary, mapped_to_ascii, restricted_to_ascii,
+    has_unicode_word_boundary, mapped_to_ascii, restricted_to_ascii, with_ascii_word_boundaries,
     without_unicode_word_boundaries, write_mapped_text,
 };
 use super::required::{fold_text_to_ascii, required_literals};
@@ -136,6 +136,44 @@ struct Shared {
     /// smaller automata (less memory per compiled pattern, cheaper lazy-DFA
     /// states on new text).
     ascii_regexes: Vec<OnceLock<Option<meta::Regex>>>,
+    /// The same again, compiled with every Unicode word boundary made an
+    /// ASCII one ([`with_ascii_word_boundaries`]), for non-ASCII texts whose
+    /// non-ASCII characters are none of them word characters (curly quotes,
+    /// dashes, arrows, bullets, emoji: most non-ASCII prose in English).
+    /// There both boundaries fall in the same places, and this one stays a
+    /// lazy-DFA scan where the exact regex would give up at the first
+    /// non-ASCII byte and run the PikeVM over the whole text. `None`
+    /// inside: the pattern has no Unicode word boundary (its exact regex is
+    /// a DFA scan already) or it failed to build; the exact regex answers.
+    word_ascii_regexes: Vec<OnceLock<Option<meta::Regex>>>,
+}
+
+/// What a text is made of, as far as choosing a position regex goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TextKind {
+    /// ASCII only: the ASCII restrictions answer ([`restricted_to_ascii`]).
+    Ascii,
+    /// Some non-ASCII characters, none of them a word character: the
+    /// regexes with ASCII word boundaries answer (`word_ascii_regexes`).
+    AsciiWords,
+    /// Non-ASCII word characters (accents, other scripts): the exact
+    /// regexes answer.
+    Unicode,
+}
+
+impl TextKind {
+    fn of(text: &str) -> Self {
+        if text.is_ascii() {
+            Self::Ascii
+        } else if text
+            .chars()
+            .any(|c| !c.is_ascii() && regex_syntax::is_word_character(c))
+        {
+            Self::Unicode
+        } else {
+            Self::AsciiWords
+        }
+    }
 }
 
 /// Size limit for one compiled regex; generous but bounded.
@@ -215,6 +253,23 @@ fn compile_ascii(pattern: &str, case_insensitive: bool) -> Option<meta::Regex> {
         .pop()?;
     position_regex_builder(case_insensitive)
         .build_from_hir(&restricted_to_ascii(hir))
+        .ok()
+}
+
+/// `pattern` with its Unicode word boundaries made ASCII ones
+/// ([`with_ascii_word_boundaries`]) as a position regex: the spans of
+/// [`compile_one`]'s regex on texts whose word characters are all ASCII.
+/// `None` when the pattern has no Unicode word boundary (the exact regex is
+/// a lazy-DFA scan on any text) or it fails to build.
+fn compile_word_ascii(pattern: &str, case_insensitive: bool) -> Option<meta::Regex> {
+    let hir = parse_all(&[pattern.to_string()], case_insensitive)
+        .ok()?
+        .pop()?;
+    if !has_unicode_word_boundary(&hir) {
+        return None;
+    }
+    position_regex_builder(case_insensitive)
+        .build_from_hir(&with_ascii_word_boundaries(hir))
         .ok()
 }
 
@@ -339,6 +394,7 @@ impl PatternMatcher {
         };
         let hot = compiled(&old.regexes);
         let hot_ascii = compiled(&old.ascii_regexes);
+        let hot_word_ascii = compiled(&old.word_ascii_regexes);
         let hot_relaxed: HashSet<&str> = old
             .patterns
             .iter()
@@ -360,7 +416,7 @@ impl PatternMatcher {
             };
             if hot.contains(pattern.as_str())
                 && shared.regexes.get(*idx).is_some_and(|r| r.get().is_none())
-                && shared.regex(*idx, false).is_some()
+                && shared.regex(*idx, TextKind::Unicode).is_some()
             {
                 n += 1;
             }
@@ -369,7 +425,16 @@ impl PatternMatcher {
                     .ascii_regexes
                     .get(*idx)
                     .is_some_and(|r| r.get().is_none())
-                && shared.regex(*idx, true).is_some()
+                && shared.regex(*idx, TextKind::Ascii).is_some()
+            {
+                n += 1;
+            }
+            if hot_word_ascii.contains(pattern.as_str())
+                && shared
+                    .word_ascii_regexes
+                    .get(*idx)
+                    .is_some_and(|r| r.get().is_none())
+                && shared.regex(*idx, TextKind::AsciiWords).is_some()
             {
                 n += 1;
             }
@@ -533,7 +598,7 @@ impl PatternMatcher {
             }
         }
         shared.search_sets(text, &chunks, memo);
-        let ascii = memo.ascii;
+        let kind = memo.kind;
         let mapped_text = memo.mapped.then_some(memo.mapped_text.as_str());
         for (idx, signal) in &self.entries {
             if !needed(*signal) {
@@ -548,7 +613,7 @@ impl PatternMatcher {
             let spans = memo
                 .found
                 .entry((*idx, max_hits_per_regex))
-                .or_insert_with(|| shared.find(*idx, text, ascii, mapped_text, max_hits_per_regex));
+                .or_insert_with(|| shared.find(*idx, text, kind, mapped_text, max_hits_per_regex));
             for (start, end) in spans.iter() {
                 on_hit(PatternHit {
                     signal: *signal,
@@ -621,9 +686,9 @@ struct ScanMemo {
     /// Spans found by each candidate's exact regex (by pattern and hit
     /// limit), filled as asked.
     found: std::collections::HashMap<(usize, usize), Vec<(usize, usize)>>,
-    /// Whether `text` is ASCII: which sets and position regexes answer it
+    /// What `text` is made of: which sets and position regexes answer it
     /// (asked once per text, not at each of its dozens of searches).
-    ascii: bool,
+    kind: TextKind,
     /// Whether `mapped_text` holds the mapped copy of a non-ASCII `text`
     /// that the sets search instead of the relaxed sets.
     mapped: bool,
@@ -640,7 +705,7 @@ impl ScanMemo {
             searched: vec![false; shared.set.chunks.len()],
             searched_hits: PatternSet::new(shared.patterns.len()),
             found: Default::default(),
-            ascii: true,
+            kind: TextKind::Ascii,
             mapped: false,
             mapped_text: String::new(),
         };
@@ -652,9 +717,10 @@ impl ScanMemo {
     fn start(&mut self, shared: &Shared, text: &str) {
         self.text.clear();
         self.text.push_str(text);
-        self.ascii = text.is_ascii();
-        self.mapped =
-            !self.ascii && shared.mappable && write_mapped_text(text, &mut self.mapped_text);
+        self.kind = TextKind::of(text);
+        self.mapped = self.kind != TextKind::Ascii
+            && shared.mappable
+            && write_mapped_text(text, &mut self.mapped_text);
         self.gated.clear();
         if let Some(gate) = &shared.gate {
             gate.candidates(text, &mut self.gated);
@@ -747,6 +813,7 @@ impl Shared {
             mapped_checks: patterns.iter().map(|_| OnceLock::new()).collect(),
             regexes: patterns.iter().map(|_| OnceLock::new()).collect(),
             ascii_regexes: patterns.iter().map(|_| OnceLock::new()).collect(),
+            word_ascii_regexes: patterns.iter().map(|_| OnceLock::new()).collect(),
             patterns,
             case_insensitive,
         })
@@ -781,7 +848,7 @@ impl Shared {
             return;
         }
         *searched = true;
-        if memo.ascii {
+        if memo.kind == TextKind::Ascii {
             self.set
                 .which_match_in(chunk, text, &mut memo.searched_hits);
         } else if memo.mapped {
@@ -794,8 +861,8 @@ impl Shared {
         }
     }
 
-    /// Spans of pattern `idx` in `text`, at most `max` of them; `ascii`:
-    /// whether `text` is ASCII, `mapped`: its mapped copy if it has one.
+    /// Spans of pattern `idx` in `text`, at most `max` of them; `kind`:
+    /// what `text` is made of, `mapped`: its mapped copy if it has one.
     ///
     /// A gated pattern (the gate only saw one of its literals) is first
     /// asked of its mapped check ([`Self::mapped_check`]) on the text or
@@ -810,14 +877,14 @@ impl Shared {
         &self,
         idx: usize,
         text: &str,
-        ascii: bool,
+        kind: TextKind,
         mapped: Option<&str>,
         max: usize,
     ) -> Vec<(usize, usize)> {
-        if self.ruled_out_by_checks(idx, text, ascii, mapped) {
+        if self.ruled_out_by_checks(idx, text, kind, mapped) {
             return Vec::new();
         }
-        self.regex(idx, ascii).map_or_else(Vec::new, |regex| {
+        self.regex(idx, kind).map_or_else(Vec::new, |regex| {
             regex
                 .find_iter(text)
                 .take(max)
@@ -833,17 +900,18 @@ impl Shared {
         &self,
         idx: usize,
         text: &str,
-        ascii: bool,
+        kind: TextKind,
         mapped: Option<&str>,
     ) -> bool {
         if !matches!(self.chunk_of.get(idx), Some(None)) {
             return false;
         }
+        let ascii = kind == TextKind::Ascii;
         let unicode_boundary = self.relaxed_gated.get(idx).is_some_and(Option::is_some);
         let checked_text = if ascii { Some(text) } else { mapped };
         if let Some(checked_text) = checked_text {
-            let exact_is_dfa_scan = ascii || !unicode_boundary;
-            if exact_is_dfa_scan && self.regex_compiled(idx, ascii) {
+            let exact_is_dfa_scan = kind != TextKind::Unicode || !unicode_boundary;
+            if exact_is_dfa_scan && self.regex_compiled(idx, kind) {
                 return false;
             }
             if let Some(check) = self.mapped_check(idx) {
@@ -856,15 +924,23 @@ impl Shared {
                 .is_some_and(|r| !r.is_match(text))
     }
 
-    /// Whether pattern `idx`'s position regex for ASCII (`ascii`) or other
-    /// text is compiled already.
-    fn regex_compiled(&self, idx: usize, ascii: bool) -> bool {
-        let regexes = if ascii {
-            &self.ascii_regexes
-        } else {
-            &self.regexes
+    /// Whether pattern `idx`'s position regex for texts of `kind` is
+    /// compiled already.
+    fn regex_compiled(&self, idx: usize, kind: TextKind) -> bool {
+        let compiled = |regexes: &[OnceLock<Option<meta::Regex>>]| {
+            regexes.get(idx).is_some_and(|r| r.get().is_some())
         };
-        regexes.get(idx).is_some_and(|r| r.get().is_some())
+        match kind {
+            TextKind::Ascii => compiled(&self.ascii_regexes),
+            TextKind::AsciiWords => {
+                match self.word_ascii_regexes.get(idx).and_then(OnceLock::get) {
+                    Some(Some(_)) => true,
+                    Some(None) => compiled(&self.regexes),
+                    None => false,
+                }
+            }
+            TextKind::Unicode => compiled(&self.regexes),
+        }
     }
 
     /// The mapped check of pattern `idx` (see `mapped_checks`), built on
@@ -921,20 +997,31 @@ impl Shared {
         ChunkedSet::from_groups(groups).ok()
     }
 
-    /// The position regex of pattern `idx`: its ASCII restriction when
-    /// `ascii` (for ASCII texts only), else the exact one.
-    fn regex(&self, idx: usize, ascii: bool) -> Option<&meta::Regex> {
+    /// The position regex of pattern `idx` for texts of `kind`: its ASCII
+    /// restriction for ASCII texts, its form with ASCII word boundaries for
+    /// texts whose word characters are all ASCII (when it has Unicode ones),
+    /// else the exact one.
+    fn regex(&self, idx: usize, kind: TextKind) -> Option<&meta::Regex> {
         let pattern = self.patterns.get(idx)?;
-        if ascii {
-            self.ascii_regexes
+        match kind {
+            TextKind::Ascii => self
+                .ascii_regexes
                 .get(idx)?
                 .get_or_init(|| compile_ascii(pattern, self.case_insensitive))
-                .as_ref()
-        } else {
-            self.regexes
+                .as_ref(),
+            TextKind::AsciiWords => {
+                let word_ascii = self
+                    .word_ascii_regexes
+                    .get(idx)?
+                    .get_or_init(|| compile_word_ascii(pattern, self.case_insensitive))
+                    .as_ref();
+                word_ascii.or_else(|| self.regex(idx, TextKind::Unicode))
+            }
+            TextKind::Unicode => self
+                .regexes
                 .get(idx)?
                 .get_or_init(|| compile_one(pattern, self.case_insensitive))
-                .as_ref()
+                .as_ref(),
         }
     }
 }
@@ -1614,6 +1701,42 @@ mod tests {
                 assert_eq!(limited, first, "at most one hit per regex: {text}");
             }
         }
+    }
+
+    /// Texts whose only non-ASCII characters are punctuation, symbols or
+    /// emoji are answered by position regexes with ASCII word boundaries
+    /// (a DFA scan, not the PikeVM): the same spans as the reference, for
+    /// `\b`, `\B` and the half boundaries, gated or set-searched, while a
+    /// text with one accented letter still gets Unicode boundaries.
+    #[test]
+    fn word_boundaries_beside_punctuation_and_emoji_give_the_reference_spans() {
+        let patterns = [
+            (r"\bsecret\b.{0,8}?\b(?:key|codes?)\b", 0),
+            (r"\bdon\W?t\b", 1),
+            (r"\Bing\b", 2),
+            (r"\b{start}all\b{end}", 3),
+            (r"\b(?:x|y)\b", 4),
+        ];
+        let texts = [
+            "don\u{2019}t share the secret\u{2014}key \u{2192} sing\u{2019}",
+            "\u{2022} all\u{2026} x\u{1F600}y \u{201C}secret codes\u{201D}",
+            "ringing\u{2013}bells, don\u{2019}tx, xall \u{A9} all",
+            "caf\u{E9} don\u{2019}t x\u{E9} y\u{E9}x secret\u{E9} key",
+        ];
+        for ci in [false, true] {
+            let m = matcher(&patterns, ci);
+            for text in texts {
+                assert_eq!(
+                    hits(&m, text),
+                    reference(&patterns, ci, text),
+                    "{ci} {text}"
+                );
+            }
+        }
+        assert_eq!(TextKind::of("plain"), TextKind::Ascii);
+        assert_eq!(TextKind::of("it\u{2019}s \u{1F600}"), TextKind::AsciiWords);
+        assert_eq!(TextKind::of("caf\u{E9}"), TextKind::Unicode);
+        assert_eq!(TextKind::of("\u{447}\u{442}\u{43E}"), TextKind::Unicode);
     }
 
     #[test]

@@ -84,6 +84,22 @@ pub fn without_unicode_word_boundaries(hir: Hir) -> Hir {
     })
 }
 
+/// `hir` with every Unicode word-boundary assertion replaced by its ASCII
+/// one, classes and literals kept.
+///
+/// Why: on a text whose word characters are all ASCII (English with a
+/// curly quote, a dash or an emoji) the result matches exactly where `hir`
+/// does: both boundaries ask whether the characters on each side are word
+/// characters, and they disagree only beside a non-ASCII word character.
+/// A lazy DFA can evaluate ASCII boundaries on any text, so the exact
+/// position regexes stay DFA scans there instead of running the PikeVM.
+pub fn with_ascii_word_boundaries(hir: Hir) -> Hir {
+    map_leaves(hir, &|kind| match kind {
+        HirKind::Look(look) => Hir::look(ascii_word_look(look)),
+        other => unchanged_leaf(other),
+    })
+}
+
 /// `hir` as it behaves on ASCII text: every class cut to its ASCII part,
 /// every literal with a non-ASCII byte replaced by a regex that never
 /// matches, every Unicode word-boundary assertion replaced by its ASCII one.
