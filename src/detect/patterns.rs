@@ -108,16 +108,13 @@ struct Shared {
     /// The patterns with required literals: candidates when one of their
     /// literals occurs in the text.
     gate: Option<LiteralGate>,
-    /// For each pattern with a Unicode word boundary (that cannot match the
-    /// empty string), the same pattern without it, built on first use. On a
-    /// text with non-ASCII word characters the exact regex leaves its lazy
-    /// DFA for the PikeVM, so a gated candidate on a text with no mapped
-    /// copy (other scripts) is first checked with this (a DFA scan), as the
-    /// relaxed sets do for the others (texts with a mapped copy are checked
-    /// with `mapped_checks`, which keeps word boundaries); and where the
-    /// exact regex must run, this finds where its matches can start
-    /// ([`Self::find_from_candidates`]).
-    relaxed_regexes: Vec<Option<OnceLock<Option<meta::Regex>>>>,
+    /// For each gated pattern with a Unicode word boundary, the same pattern
+    /// without it, built on its first candidate text that has no mapped
+    /// copy (other scripts): there the exact regex leaves its lazy DFA for
+    /// the PikeVM, so candidates are first checked with this (a DFA scan),
+    /// as the relaxed sets do for the others. Texts with a mapped copy are
+    /// checked with `mapped_checks` instead, which keeps word boundaries.
+    relaxed_gated: Vec<Option<OnceLock<Option<meta::Regex>>>>,
     /// For each gated pattern, a forward-only lazy DFA of its ASCII-mapped
     /// form ([`mapped_to_ascii`]), built the first time the gate proposes
     /// it: it asks "can the pattern match" of ASCII texts and of mapped
@@ -257,95 +254,6 @@ fn compile_ascii(pattern: &str, case_insensitive: bool) -> Option<meta::Regex> {
     position_regex_builder(case_insensitive)
         .build_from_hir(&restricted_to_ascii(hir))
         .ok()
-}
-
-/// The slot of `relaxed_regexes` for a pattern: one when it has a Unicode
-/// word boundary and cannot match the empty string (candidate starts are
-/// then where a non-empty match of the relaxed form starts).
-fn relaxed_slot(hir: &Hir) -> Option<OnceLock<Option<meta::Regex>>> {
-    let non_empty = hir.properties().minimum_len().is_some_and(|n| n > 0);
-    (non_empty && has_unicode_word_boundary(hir)).then(OnceLock::new)
-}
-
-/// The spans `exact.find_iter(text)` gives, at most `max`, found without
-/// running `exact` over the whole text.
-///
-/// Why: on a text with non-ASCII word characters (accented or other
-/// scripts) a regex with a Unicode word boundary cannot stay a lazy DFA and
-/// runs the PikeVM from wherever it starts to the end of the text. `relaxed`
-/// is the same pattern without its word boundaries: every match of `exact`
-/// is a match of `relaxed` at the same span, so no match of `exact` starts
-/// before the leftmost start of `relaxed` (a DFA scan). `exact` is asked
-/// only anchored at such a start, which ends as soon as no thread is left
-/// (a few bytes past the candidate); where it fails, the next candidate
-/// start is searched from the next character. The iterator of
-/// regex-automata handles empty matches and the UTF-8 rules as `find_iter`
-/// does, and `relaxed_slot` keeps patterns that can match empty out.
-///
-/// A candidate can fail after a long scan (`x\w*\b` inside a long word
-/// that ends in an accented letter), and each failure rescans from the next
-/// character, so after [`MAX_FAILED_CANDIDATES`] failures the rest of the
-/// text goes to `exact` unanchored: the cost stays linear in the text.
-fn find_from_candidates(
-    exact: &meta::Regex,
-    relaxed: &meta::Regex,
-    text: &str,
-    max: usize,
-) -> Vec<(usize, usize)> {
-    let mut searcher = regex_automata::util::iter::Searcher::new(Input::new(text));
-    let mut spans = Vec::new();
-    let mut failures = 0;
-    while spans.len() < max {
-        let found = searcher
-            .try_advance(|input| Ok(next_exact_match(exact, relaxed, input, &mut failures)));
-        match found {
-            Ok(Some(m)) => spans.push((m.start(), m.end())),
-            _ => break,
-        }
-    }
-    spans
-}
-
-/// Candidate starts [`find_from_candidates`] may try and reject in one
-/// text before it searches the rest with the exact regex alone.
-const MAX_FAILED_CANDIDATES: usize = 8;
-
-/// The leftmost-first match of `exact` in `input`'s span, asking `exact`
-/// only where `relaxed` can start a match (see [`find_from_candidates`]).
-fn next_exact_match(
-    exact: &meta::Regex,
-    relaxed: &meta::Regex,
-    input: &Input<'_>,
-    failures: &mut usize,
-) -> Option<regex_automata::Match> {
-    let haystack = input.haystack();
-    let mut at = input.start();
-    while at <= input.end() {
-        if *failures >= MAX_FAILED_CANDIDATES {
-            return exact.search(&input.clone().span(at..input.end()));
-        }
-        let candidate = relaxed.search(&input.clone().span(at..input.end()))?;
-        let start = candidate.start();
-        let anchored = input
-            .clone()
-            .span(start..input.end())
-            .anchored(regex_automata::Anchored::Yes);
-        if let Some(found) = exact.search(&anchored) {
-            return Some(found);
-        }
-        *failures += 1;
-        at = next_char_boundary(haystack, start + 1);
-    }
-    None
-}
-
-/// The first position at or after `at` that is not inside a UTF-8
-/// sequence of `haystack` (or its length).
-fn next_char_boundary(haystack: &[u8], mut at: usize) -> usize {
-    while at < haystack.len() && haystack.get(at).is_some_and(|b| (b & 0xC0) == 0x80) {
-        at += 1;
-    }
-    at
 }
 
 /// `pattern` with its Unicode word boundaries made ASCII ones
@@ -490,7 +398,7 @@ impl PatternMatcher {
         let hot_relaxed: HashSet<&str> = old
             .patterns
             .iter()
-            .zip(&old.relaxed_regexes)
+            .zip(&old.relaxed_gated)
             .filter(|(_, r)| r.as_ref().is_some_and(|r| r.get().is_some()))
             .map(|(p, _)| p.as_str())
             .collect();
@@ -531,7 +439,7 @@ impl PatternMatcher {
                 n += 1;
             }
             if hot_relaxed.contains(pattern.as_str()) {
-                shared.relaxed_regex(*idx);
+                shared.relaxed_gated_regex(*idx);
             }
             if hot_checks.contains(pattern.as_str())
                 && shared
@@ -857,15 +765,15 @@ impl Shared {
         let hirs_len = hirs.len();
         let mut gated: Vec<(usize, Vec<Vec<u8>>)> = Vec::new();
         let mut searched: Vec<(usize, Hir)> = Vec::new();
-        let mut relaxed_regexes = Vec::with_capacity(hirs.len());
+        let mut relaxed_gated = Vec::with_capacity(hirs.len());
         for (idx, hir) in hirs.into_iter().enumerate() {
             match required_literals(&hir) {
                 Some(literals) => {
-                    relaxed_regexes.push(relaxed_slot(&hir));
+                    relaxed_gated.push(has_unicode_word_boundary(&hir).then(OnceLock::new));
                     gated.push((idx, literals));
                 }
                 None => {
-                    relaxed_regexes.push(relaxed_slot(&hir));
+                    relaxed_gated.push(None);
                     searched.push((idx, hir));
                 }
             }
@@ -901,7 +809,7 @@ impl Shared {
             chunk_of,
             relaxed: OnceLock::new(),
             gate: LiteralGate::new(gated),
-            relaxed_regexes,
+            relaxed_gated,
             mapped_checks: patterns.iter().map(|_| OnceLock::new()).collect(),
             regexes: patterns.iter().map(|_| OnceLock::new()).collect(),
             ascii_regexes: patterns.iter().map(|_| OnceLock::new()).collect(),
@@ -976,11 +884,6 @@ impl Shared {
         if self.ruled_out_by_checks(idx, text, kind, mapped) {
             return Vec::new();
         }
-        if kind == TextKind::Unicode
-            && let (Some(exact), Some(relaxed)) = (self.regex(idx, kind), self.relaxed_regex(idx))
-        {
-            return find_from_candidates(exact, relaxed, text, max);
-        }
         self.regex(idx, kind).map_or_else(Vec::new, |regex| {
             regex
                 .find_iter(text)
@@ -1004,7 +907,7 @@ impl Shared {
             return false;
         }
         let ascii = kind == TextKind::Ascii;
-        let unicode_boundary = self.relaxed_regexes.get(idx).is_some_and(Option::is_some);
+        let unicode_boundary = self.relaxed_gated.get(idx).is_some_and(Option::is_some);
         let checked_text = if ascii { Some(text) } else { mapped };
         if let Some(checked_text) = checked_text {
             let exact_is_dfa_scan = kind != TextKind::Unicode || !unicode_boundary;
@@ -1015,7 +918,10 @@ impl Shared {
                 return !check.is_match(checked_text);
             }
         }
-        !ascii && self.relaxed_regex(idx).is_some_and(|r| !r.is_match(text))
+        !ascii
+            && self
+                .relaxed_gated_regex(idx)
+                .is_some_and(|r| !r.is_match(text))
     }
 
     /// Whether pattern `idx`'s position regex for texts of `kind` is
@@ -1055,11 +961,11 @@ impl Shared {
             .as_deref()
     }
 
-    /// The relaxed form of pattern `idx`, if it has one (see
-    /// `relaxed_regexes`); `None` also if it failed to build, and then the
+    /// The relaxed form of gated pattern `idx`, if it has one (see
+    /// `relaxed_gated`); `None` also if it failed to build, and then the
     /// exact regex decides alone.
-    fn relaxed_regex(&self, idx: usize) -> Option<&meta::Regex> {
-        let slot = self.relaxed_regexes.get(idx)?.as_ref()?;
+    fn relaxed_gated_regex(&self, idx: usize) -> Option<&meta::Regex> {
+        let slot = self.relaxed_gated.get(idx)?.as_ref()?;
         slot.get_or_init(|| {
             let pattern = self.patterns.get(idx)?;
             let hir = parse_all(std::slice::from_ref(pattern), self.case_insensitive)
@@ -1831,37 +1737,6 @@ mod tests {
         assert_eq!(TextKind::of("it\u{2019}s \u{1F600}"), TextKind::AsciiWords);
         assert_eq!(TextKind::of("caf\u{E9}"), TextKind::Unicode);
         assert_eq!(TextKind::of("\u{447}\u{442}\u{43E}"), TextKind::Unicode);
-    }
-
-    /// On accented and other-script texts a pattern with a Unicode word
-    /// boundary is asked only where its relaxed form can start a match;
-    /// candidates the boundary rejects (a word going on in an accented
-    /// letter), more of them than the matcher tries before it searches the
-    /// rest with the exact regex alone, give the reference spans.
-    #[test]
-    fn candidate_starts_on_accented_text_give_the_reference_spans() {
-        let patterns = [
-            (r"\bsex[a-z]*\b", 0),
-            (r"\bsecret\b.{0,8}?\b(?:key|codes?)\b", 1),
-            (r"\b\w+ище\b", 2),
-            (r"\bcaf\B", 3),
-        ];
-        let rejected = "sexé secreté key ".repeat(MAX_FAILED_CANDIDATES + 3);
-        let texts = [
-            format!("{rejected}sex secret key sexy чудовищем чудовище café"),
-            "é sexé sex secret é key secret key".to_string(),
-            format!("чудовище {rejected} сafé cafe café sexe"),
-        ];
-        for ci in [false, true] {
-            let m = matcher(&patterns, ci);
-            for text in &texts {
-                assert_eq!(
-                    hits(&m, text),
-                    reference(&patterns, ci, text),
-                    "{ci} {text}"
-                );
-            }
-        }
     }
 
     #[test]
