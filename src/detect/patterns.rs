@@ -1495,6 +1495,20 @@ mod tests {
         out
     }
 
+    /// Every text gives the reference hits, case-sensitive and not.
+    fn assert_reference_spans(patterns: &[(&str, u32)], texts: &[&str]) {
+        for ci in [false, true] {
+            let m = matcher(patterns, ci);
+            for text in texts {
+                assert_eq!(
+                    hits(&m, text),
+                    reference(patterns, ci, text),
+                    "{ci} {text:?}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn same_results_as_regex_set_including_unicode_word_boundaries() {
         let patterns = [
@@ -1514,16 +1528,7 @@ mod tests {
             "",
             "\u{1F600} forget my older instructions\u{1F600}",
         ];
-        for ci in [false, true] {
-            let m = matcher(&patterns, ci);
-            for text in texts {
-                assert_eq!(
-                    hits(&m, text),
-                    reference(&patterns, ci, text),
-                    "{ci} {text:?}"
-                );
-            }
-        }
+        assert_reference_spans(&patterns, &texts);
     }
 
     #[test]
@@ -1723,16 +1728,7 @@ mod tests {
             "ringing\u{2013}bells, don\u{2019}tx, xall \u{A9} all",
             "caf\u{E9} don\u{2019}t x\u{E9} y\u{E9}x secret\u{E9} key",
         ];
-        for ci in [false, true] {
-            let m = matcher(&patterns, ci);
-            for text in texts {
-                assert_eq!(
-                    hits(&m, text),
-                    reference(&patterns, ci, text),
-                    "{ci} {text}"
-                );
-            }
-        }
+        assert_reference_spans(&patterns, &texts);
         assert_eq!(TextKind::of("plain"), TextKind::Ascii);
         assert_eq!(TextKind::of("it\u{2019}s \u{1F600}"), TextKind::AsciiWords);
         assert_eq!(TextKind::of("caf\u{E9}"), TextKind::Unicode);
