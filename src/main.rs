@@ -10,7 +10,20 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     disable_transparent_huge_pages();
+    palisade::server::memory::on_policy_compiled(return_freed_memory);
     palisade::cli::run()
+}
+
+/// Asks mimalloc to hand the pages freed so far back to the system now
+/// (see `palisade::server::memory`): called once after each policy compile,
+/// never on the request path.
+#[allow(unsafe_code)]
+fn return_freed_memory() {
+    // SAFETY: mi_collect takes a plain bool and only walks mimalloc's own
+    // heaps and arenas; it is safe to call from any thread at any time.
+    unsafe {
+        libmimalloc_sys::mi_collect(true);
+    }
 }
 
 /// Small pages only, unless the operator asks otherwise with mimalloc's own

@@ -63,6 +63,7 @@ async fn serve(config_path: Option<PathBuf>, demo_mode: bool) -> Result<(), Stri
             .map_err(|_| "the policy compiler panicked".to_string())?
             .map_err(|e| e.to_string())
     })?;
+    server::memory::policy_compiled();
     tracing::info!(policy = %policies.default.name, rules = policies.default.rules.len(), sets = policies.named.len(), "policies loaded");
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await

@@ -9,6 +9,7 @@
 pub mod connections;
 pub mod demo;
 mod idle;
+pub mod memory;
 pub mod poll_again;
 pub mod reload;
 mod write_timeout;

@@ -61,6 +61,7 @@ pub async fn reload_now(state: &ProxyState) -> bool {
         Ok(Ok((policies, warmed))) => {
             let rules = policies.default.rules.len();
             state.swap_policies(policies);
+            super::memory::policy_compiled();
             state.metrics.reload(true);
             tracing::info!(rules, warmed_regexes = warmed, "policies reloaded");
             true
