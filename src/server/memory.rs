@@ -26,3 +26,25 @@ pub(crate) fn policy_compiled() {
         hook();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+
+    fn count() {
+        CALLS.fetch_add(1, Ordering::SeqCst);
+    }
+
+    #[test]
+    fn the_installed_hook_runs_after_each_compile_and_a_second_is_ignored() {
+        on_policy_compiled(count);
+        on_policy_compiled(|| panic!("a second hook must not replace the first"));
+        let before = CALLS.load(Ordering::SeqCst);
+        policy_compiled();
+        policy_compiled();
+        assert!(CALLS.load(Ordering::SeqCst) >= before + 2);
+    }
+}
