@@ -162,6 +162,8 @@ enum TextKind {
 }
 
 impl TextKind {
+    /// Reads `text` once per scan (a word-character lookup only for its
+    /// non-ASCII characters).
     fn of(text: &str) -> Self {
         if text.is_ascii() {
             Self::Ascii
@@ -392,9 +394,21 @@ impl PatternMatcher {
                 .map(|(p, _)| p.as_str())
                 .collect()
         };
-        let hot = compiled(&old.regexes);
-        let hot_ascii = compiled(&old.ascii_regexes);
-        let hot_word_ascii = compiled(&old.word_ascii_regexes);
+        // Each kind of position regex: what the previous matcher compiled,
+        // and where this one keeps its own.
+        let position_regexes = [
+            (compiled(&old.regexes), &shared.regexes, TextKind::Unicode),
+            (
+                compiled(&old.ascii_regexes),
+                &shared.ascii_regexes,
+                TextKind::Ascii,
+            ),
+            (
+                compiled(&old.word_ascii_regexes),
+                &shared.word_ascii_regexes,
+                TextKind::AsciiWords,
+            ),
+        ];
         let hot_relaxed: HashSet<&str> = old
             .patterns
             .iter()
@@ -414,29 +428,13 @@ impl PatternMatcher {
             let Some(pattern) = shared.patterns.get(*idx) else {
                 continue;
             };
-            if hot.contains(pattern.as_str())
-                && shared.regexes.get(*idx).is_some_and(|r| r.get().is_none())
-                && shared.regex(*idx, TextKind::Unicode).is_some()
-            {
-                n += 1;
-            }
-            if hot_ascii.contains(pattern.as_str())
-                && shared
-                    .ascii_regexes
-                    .get(*idx)
-                    .is_some_and(|r| r.get().is_none())
-                && shared.regex(*idx, TextKind::Ascii).is_some()
-            {
-                n += 1;
-            }
-            if hot_word_ascii.contains(pattern.as_str())
-                && shared
-                    .word_ascii_regexes
-                    .get(*idx)
-                    .is_some_and(|r| r.get().is_none())
-                && shared.regex(*idx, TextKind::AsciiWords).is_some()
-            {
-                n += 1;
+            for (hot, regexes, kind) in &position_regexes {
+                if hot.contains(pattern.as_str())
+                    && regexes.get(*idx).is_some_and(|r| r.get().is_none())
+                    && shared.regex(*idx, *kind).is_some()
+                {
+                    n += 1;
+                }
             }
             if hot_relaxed.contains(pattern.as_str()) {
                 shared.relaxed_gated_regex(*idx);
