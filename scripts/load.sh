@@ -43,7 +43,10 @@ usage: scripts/load.sh [--duration SECS] [--warmup SECS] [--connections "1 32"]
   --no-build          use the release binaries already built (in
                       $CARGO_TARGET_DIR/release, else target/release)
   --compare BINARY    also measure another palisade binary (e.g. a build of
-                      an older commit) with the empty policy, beside this one
+                      an older commit, or a script that sets an environment
+                      variable and execs this build) with the empty policy
+                      and, unless --no-default-policy, the default policy,
+                      beside this one
   --no-default-policy leave out the default-policy rows
   --keep DIR          keep configs, logs and raw wrk output in DIR
 Needs wrk (Debian/Ubuntu: apt-get install wrk), curl, jq and python3.
@@ -196,6 +199,11 @@ if [[ -n $COMPARE ]]; then
   start_palisade compare "$WORK/empty.yaml" "$COMPARE"
   TARGETS+=("palisade $(basename "$COMPARE"), empty policy")
   URLS+=("http://127.0.0.1:$PORT_OF_compare/v1")
+  if [[ $DEFAULT_POLICY == 1 ]]; then
+    start_palisade comparedefault "$ROOT/policies/default.yaml" "$COMPARE"
+    TARGETS+=("palisade $(basename "$COMPARE"), default policy")
+    URLS+=("http://127.0.0.1:$PORT_OF_comparedefault/v1")
+  fi
 fi
 start_palisade empty "$WORK/empty.yaml"
 TARGETS+=("palisade, empty policy")
