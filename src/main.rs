@@ -38,8 +38,9 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// mimalloc by default keeps freed pages for 10 ms and purges them on a
 /// later allocation, which an idle proxy never makes: the memory the policy
 /// compiler freed stayed resident, and idle RSS with the default policy
-/// was 67-74 MB instead of 56 MB (`docs/performance.md`, session 23). Under
-/// load the immediate purge cost nothing measurable (same run, both orders).
+/// was 57-74 MB depending on timing instead of 56.5 MB
+/// (`docs/performance.md`, sessions 22-23). Under load the immediate purge
+/// cost nothing measurable (same run, both orders).
 #[allow(unsafe_code)]
 fn purge_freed_memory_at_once() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
