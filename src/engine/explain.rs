@@ -122,10 +122,11 @@ fn signal_matches(
     text: &str,
 ) -> Option<Vec<String>> {
     match &signal.source {
-        SignalSource::Matches { hits_from, .. } => {
-            let hits = evidence.hits_of(*hits_from);
+        SignalSource::Matches {
+            hits_from, near, ..
+        } => {
             // Forms that read the same text give the same hit once each.
-            let mut ranges: Vec<_> = hits.iter().map(|h| h.range.clone()).collect();
+            let mut ranges = score::signal_ranges(evidence, *hits_from, near.as_ref());
             ranges.dedup();
             (!ranges.is_empty()).then(|| {
                 ranges

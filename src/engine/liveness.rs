@@ -215,20 +215,30 @@ impl<'p> Liveness<'p> {
         'p: 'r,
     {
         let policy = self.policy;
-        rule.signals.iter().filter_map(move |s| {
-            let signal = policy.signal(*s)?;
-            let SignalSource::Matches { hits_from, .. } = signal.source else {
-                return None;
+        rule.signals.iter().flat_map(move |s| {
+            let Some(SignalSource::Matches {
+                hits_from, near, ..
+            }) = policy.signal(*s).map(|signal| &signal.source)
+            else {
+                return [None, None];
             };
-            let need = if signal.required {
-                Need::Required
-            } else if signal.weight > 0.0 {
-                Need::ToFire
-            } else {
-                Need::Any
-            };
-            Some((hits_from, need))
+            let need = policy.signal(*s).map_or(Need::Any, |signal| {
+                if signal.required {
+                    Need::Required
+                } else if signal.weight > 0.0 {
+                    Need::ToFire
+                } else {
+                    Need::Any
+                }
+            });
+            // A `near` signal has no hits without its frame's: the frame
+            // is read the same way.
+            [
+                Some((*hits_from, need)),
+                near.map(|n| (n.hits_from, need)),
+            ]
         })
+        .flatten()
     }
 }
 
@@ -276,8 +286,14 @@ mod tests {
                 continue;
             }
             for signal in rule.signals.iter().filter_map(|s| policy.signal(*s)) {
-                if let SignalSource::Matches { hits_from, .. } = signal.source {
+                if let SignalSource::Matches {
+                    hits_from, near, ..
+                } = signal.source
+                {
                     needed[hits_from as usize] = true;
+                    if let Some(near) = near {
+                        needed[near.hits_from as usize] = true;
+                    }
                 }
             }
         }
@@ -289,6 +305,8 @@ mod tests {
             r#"
 version: 1
 name: liveness
+signals:
+  lab frame: {keywords: [in the lab]}
 rules:
   - id: thermite
     threshold: 3
@@ -309,6 +327,10 @@ rules:
     signals:
       - {name: a2, regex: ['\balpha\b']}
       - {name: d, regex: ['\bdelta\b']}
+    action: block
+  - id: near-the-lab
+    signals:
+      - {name: e, regex: ['\bepsilon\b'], near: {signal: lab frame, within: 20}}
     action: block
   - id: output-only
     applies_to: output

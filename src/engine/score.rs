@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use super::Evidence;
 use crate::detect::normalize::ObfuscationSigns;
-use crate::policy::{CompiledPolicy, CompiledRule, ObfuscationSign, Role, SignalSource};
+use crate::policy::{CompiledPolicy, CompiledRule, Near, ObfuscationSign, Role, SignalSource};
 
 /// A rule that reached its threshold.
 pub(crate) struct Outcome {
@@ -41,16 +41,19 @@ pub(crate) fn score_rule(
         weights[local] = signal.weight;
         required[local] = signal.required;
         match &signal.source {
-            SignalSource::Matches { hits_from, .. } => {
+            SignalSource::Matches {
+                hits_from, near, ..
+            } => {
                 let target = if signal.weight >= 0.0 {
                     &mut positives
                 } else {
                     &mut negatives
                 };
-                target.extend(evidence.hits_of(*hits_from).iter().map(|h| Event {
-                    local,
-                    range: h.range.clone(),
-                }));
+                target.extend(
+                    signal_ranges(evidence, *hits_from, near.as_ref())
+                        .into_iter()
+                        .map(|range| Event { local, range }),
+                );
             }
             SignalSource::Classifier {
                 model,
@@ -102,6 +105,31 @@ pub(crate) fn score_rule(
     }
 }
 
+/// The ranges of the hits a match signal counts: those of `hits_from`,
+/// and with a `near`, only those within its reach of a frame hit.
+pub(crate) fn signal_ranges(
+    evidence: &Evidence<'_>,
+    hits_from: u32,
+    near: Option<&Near>,
+) -> Vec<Range<usize>> {
+    let hits = evidence.hits_of(hits_from);
+    let Some(near) = near else {
+        return hits.iter().map(|h| h.range.clone()).collect();
+    };
+    if hits.is_empty() {
+        return Vec::new();
+    }
+    let frame: Vec<Range<usize>> = evidence
+        .hits_of(near.hits_from)
+        .iter()
+        .map(|h| h.range.clone())
+        .collect();
+    hits.iter()
+        .map(|h| h.range.clone())
+        .filter(|range| near.reaches(range, &frame))
+        .collect()
+}
+
 /// The cheap first pass over a rule: can it reach its threshold at all,
 /// counting every classifier and adversarial-suffix signal as if it matched? Most rules have no
 /// evidence in most texts, so this skips them before any allocation and
@@ -137,7 +165,9 @@ pub(crate) fn may_fire(
             return false;
         };
         let possible = match &signal.source {
-            SignalSource::Matches { hits_from, .. } => may_have_hits(*hits_from),
+            SignalSource::Matches {
+                hits_from, near, ..
+            } => may_have_hits(*hits_from) && near.is_none_or(|n| may_have_hits(n.hits_from)),
             SignalSource::Classifier { .. } | SignalSource::AdversarialSuffix { .. } => true,
             SignalSource::Obfuscation(obfuscation) => {
                 obfuscation.iter().any(|s| sign_present(signs, *s))

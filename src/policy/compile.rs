@@ -9,12 +9,12 @@ use std::sync::Arc;
 use super::PolicyError;
 use super::compiled::{
     CompiledCategory, CompiledPolicy, CompiledRule, CompiledSignal, DecodedScope,
-    DirectionMatchers, FormMatchers, LeakSettings, SignalSource, StreamSettings,
+    DirectionMatchers, FormMatchers, LeakSettings, Near, SignalSource, StreamSettings,
 };
 use super::load::{LoadedFile, line_of_rule};
 use super::model::{
     Action, ActionSpec, AppliesTo, CategorySpec, DecodedSpec, Direction, Form, OnlyDecoded,
-    PayloadEncoding, Role, RuleSpec, SignalSpec, Validator,
+    PayloadEncoding, Role, NearSpec, RuleSpec, SignalSpec, Validator,
 };
 use crate::detect::accents::without_accents;
 use crate::detect::classifier::Model;
@@ -61,10 +61,13 @@ impl PatternTables {
                     .get(s.rule as usize)
                     .is_some_and(|r| r.applies_to.includes(direction))
             })
-            .filter_map(|s| match s.source {
-                SignalSource::Matches { hits_from, .. } => Some(hits_from),
-                _ => None,
+            .flat_map(|s| match s.source {
+                SignalSource::Matches {
+                    hits_from, near, ..
+                } => [Some(hits_from), near.map(|n| n.hits_from)],
+                _ => [None, None],
             })
+            .flatten()
             .collect();
         PatternTables {
             keywords: self
@@ -431,6 +434,7 @@ impl Builder {
                 adversarial_suffix: spec.adversarial_suffix.clone(),
                 obfuscation: spec.obfuscation.clone(),
                 validate: spec.validate,
+                near: None,
                 weight: None,
                 required: false,
                 accents_optional: false,
@@ -520,6 +524,10 @@ impl Builder {
         rule_index: u32,
         default_forms: &[Form],
     ) -> Result<u32, PolicyError> {
+        let near = match &signal.near {
+            Some(spec) => Some(self.add_near(file, rule, signal, spec, rule_index, default_forms)?),
+            None => None,
+        };
         let id = self.signals.len() as u32;
         let kinds = [
             !signal.keywords.is_empty() || !signal.regex.is_empty(),
@@ -592,6 +600,7 @@ impl Builder {
                 forms,
                 validate: signal.validate,
                 hits_from,
+                near,
             }
         };
         self.signals.push(CompiledSignal {
@@ -602,6 +611,88 @@ impl Builder {
             source,
         });
         Ok(id)
+    }
+
+    /// The frame a `near:` names: the shared signal's hits, matched once
+    /// like any signal's. A frame no other signal matches gets a signal of
+    /// its own that owns its patterns; it is no signal of the rule (it adds
+    /// no weight), only the source of the hits the `near` reads.
+    fn add_near(
+        &mut self,
+        file: &LoadedFile,
+        rule: &RuleSpec,
+        signal: &SignalSpec,
+        spec: &NearSpec,
+        rule_index: u32,
+        default_forms: &[Form],
+    ) -> Result<Near, PolicyError> {
+        let name = signal.name.as_deref().unwrap_or("(unnamed)");
+        if signal.keywords.is_empty() && signal.regex.is_empty() {
+            return Err(invalid(
+                file,
+                Some(&rule.id),
+                format!(
+                    "signal `{name}`: `near` needs a signal with keywords or regex (only they have positions)"
+                ),
+            ));
+        }
+        let Some(frame) = self.shared.spec(&spec.signal).cloned() else {
+            return Err(invalid(
+                file,
+                Some(&rule.id),
+                format!(
+                    "signal `{name}`: `near: {{signal: {}}}`: the policy has no shared signal of that name (define it under a file's top-level `signals:`)",
+                    spec.signal
+                ),
+            ));
+        };
+        if frame.keywords.is_empty() && frame.regex.is_empty() {
+            return Err(invalid(
+                file,
+                Some(&rule.id),
+                format!(
+                    "signal `{name}`: `near: {{signal: {}}}` names a shared signal without keywords or regex (only they have positions)",
+                    spec.signal
+                ),
+            ));
+        }
+        let forms = frame.forms.clone().unwrap_or_else(|| default_forms.to_vec());
+        if forms.is_empty() {
+            return Err(invalid(file, Some(&rule.id), "`forms` is empty"));
+        }
+        let key = PatternSetKey {
+            forms: forms.clone(),
+            whole_word: frame.whole_word.unwrap_or(true),
+            keywords: frame.keywords.clone(),
+            regex: frame.regex.clone(),
+            validate: frame.validate,
+            accents_optional: frame.accents_optional,
+        };
+        let hits_from = match self.pattern_owners.get(&key) {
+            Some(owner) => *owner,
+            None => {
+                let id = self.signals.len() as u32;
+                self.add_patterns(file, rule, &frame, id, &forms)?;
+                self.pattern_owners.insert(key, id);
+                self.signals.push(CompiledSignal {
+                    rule: rule_index,
+                    name: Some(spec.signal.clone()),
+                    weight: 0.0,
+                    required: false,
+                    source: SignalSource::Matches {
+                        forms,
+                        validate: frame.validate,
+                        hits_from: id,
+                        near: None,
+                    },
+                });
+                id
+            }
+        };
+        Ok(Near {
+            hits_from,
+            within: spec.within,
+        })
     }
 
     fn add_patterns(
@@ -725,6 +816,10 @@ impl SharedSignals {
             for (name, signal) in &file.file.signals {
                 let problem = if signal.use_signal.is_some() {
                     Some("a shared signal cannot itself `use:` another")
+                } else if signal.near.is_some() {
+                    Some(
+                        "a shared signal cannot say `near:`: give `near` to the rule's signal that uses it",
+                    )
                 } else if signal.classifier.is_some() {
                     Some(
                         "a shared signal cannot hold a classifier (its model path is relative to one file): give the classifier to each rule",
@@ -789,7 +884,7 @@ impl SharedSignals {
                 file,
                 Some(&rule.id),
                 format!(
-                    "`use: {name}` takes the shared signal's matchers: beside it give only `name`, `weight` or `required`"
+                    "`use: {name}` takes the shared signal's matchers: beside it give only `name`, `weight`, `required` or `near`"
                 ),
             ));
         }
@@ -817,7 +912,13 @@ impl SharedSignals {
             .or_else(|| Some(name.clone()));
         out.weight = signal.weight.or(shared.weight);
         out.required = signal.required || shared.required;
+        out.near = signal.near.clone();
         Ok(out)
+    }
+
+    /// The shared signal called `name`.
+    fn spec(&self, name: &str) -> Option<&SignalSpec> {
+        self.by_name.get(name).map(|(_, spec)| spec)
     }
 }
 

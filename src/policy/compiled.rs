@@ -222,6 +222,8 @@ pub enum SignalSource {
         /// category, say) are matched once and share their hits; this is
         /// the first such signal's index, or the signal's own.
         hits_from: u32,
+        /// Only hits close to a hit of another signal count (`near:`).
+        near: Option<Near>,
     },
     /// A classifier score over the normalised text.
     Classifier {
@@ -240,6 +242,31 @@ pub enum SignalSource {
         /// Score at or above which the signal matches.
         threshold: f32,
     },
+}
+
+/// The frame a signal's hits must lie next to (`near:` in YAML).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Near {
+    /// The signal whose hits are the frame (as `hits_from` above).
+    pub hits_from: u32,
+    /// Most bytes between a hit and a frame hit, either order.
+    pub within: usize,
+}
+
+impl Near {
+    /// Whether `hit` lies within reach of one of `frame`'s ranges.
+    pub fn reaches(&self, hit: &std::ops::Range<usize>, frame: &[std::ops::Range<usize>]) -> bool {
+        frame.iter().any(|f| {
+            let gap = if f.end <= hit.start {
+                hit.start - f.end
+            } else if hit.end <= f.start {
+                f.start - hit.end
+            } else {
+                0
+            };
+            gap <= self.within
+        })
+    }
 }
 
 /// One weighted signal of a rule.

@@ -546,6 +546,12 @@ pub struct SignalSpec {
     /// Checksum applied to each regex match.
     #[serde(default)]
     pub validate: Option<Validator>,
+    /// Counts a hit only where a hit of a shared signal lies close by, so a
+    /// counterweight names the frame it takes back instead of repeating
+    /// the frame's patterns around its own ("a real blast next to a bath
+    /// bomb" is the blast list `near` the everyday-bomb frame).
+    #[serde(default)]
+    pub near: Option<NearSpec>,
     /// Contribution to the rule's score; negative for context that makes the
     /// request look legitimate.
     #[serde(default)]
@@ -559,6 +565,18 @@ pub struct SignalSpec {
     /// ("como" is also "as").
     #[serde(default)]
     pub accents_optional: bool,
+}
+
+/// Where a signal's hits must lie to count (`near:` on a signal).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NearSpec {
+    /// Name of a shared signal (top-level `signals:` of any policy file)
+    /// with keywords or regex.
+    pub signal: String,
+    /// Most bytes between the end of one hit and the start of the other,
+    /// in either order; overlapping hits are 0 bytes apart.
+    pub within: usize,
 }
 
 /// Texts that a rule must block and must allow; run by `palisade policy test`.

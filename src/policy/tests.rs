@@ -408,14 +408,33 @@ version: 1
 signals:
   outer: {use: game frame}
 "#;
-    let cases: [(&[PolicyFileText], &[&str]); 4] = [
+    let near_unknown = r#"
+version: 1
+rules:
+  - id: near-missing
+    signals:
+      - {keywords: [blast], near: {signal: no such frame, within: 10}}
+"#;
+    let near_classifier = r#"
+version: 1
+rules:
+  - id: near-without-positions
+    signals:
+      - {obfuscation: [leet], near: {signal: game frame, within: 10}}
+"#;
+    let near_shared = r#"
+version: 1
+signals:
+  near frame: {keywords: [boss], near: {signal: game frame, within: 10}}
+"#;
+    let cases: [(&[PolicyFileText], &[&str]); 7] = [
         (
             &[("rules.yaml", unknown)],
             &["rules.yaml", "uses-missing", "no such frame", "game frame"],
         ),
         (
             &[("rules.yaml", with_keywords)],
-            &["uses-and-adds", "only `name`, `weight` or `required`"],
+            &["uses-and-adds", "only `name`, `weight`, `required` or `near`"],
         ),
         (
             &[("rules.yaml", twice)],
@@ -425,6 +444,18 @@ signals:
             &[("rules.yaml", nested)],
             &["`outer`", "cannot itself `use:`"],
         ),
+        (
+            &[("rules.yaml", near_unknown)],
+            &["rules.yaml", "near-missing", "no such frame", "no shared signal"],
+        ),
+        (
+            &[("rules.yaml", near_classifier)],
+            &["near-without-positions", "`near` needs a signal with keywords or regex"],
+        ),
+        (
+            &[("rules.yaml", near_shared)],
+            &["`near frame`", "cannot say `near:`"],
+        ),
     ];
     for (extra, expected) in cases {
         let mut files = vec![("root.yaml", SHARED_ROOT), ("frames.yaml", SHARED_FRAMES)];
@@ -433,5 +464,66 @@ signals:
         for word in expected {
             assert!(error.contains(word), "{word:?} not in {error}");
         }
+    }
+}
+
+const NEAR_RULES: &str = r#"
+version: 1
+rules:
+  - id: kill-request
+    threshold: 2
+    window: 200
+    signals:
+      - {keywords: [how do i kill], weight: 2}
+      - {use: game frame}
+      - name: a real person next to the game frame
+        keywords: [my cousin, my neighbour]
+        near: {signal: game frame, within: 30}
+        weight: 2
+    action: block
+  - id: near-a-frame-no-rule-reads
+    signals:
+      - keywords: [for real]
+        near: {signal: film frame, within: 5}
+    action: block
+"#;
+
+const NEAR_FRAMES: &str = r#"
+version: 1
+signals:
+  game frame:
+    keywords: [in minecraft, in fortnite]
+    weight: -2
+  film frame:
+    keywords: [in the film]
+"#;
+
+/// A `near` signal counts only beside its frame's hits, within the bytes
+/// it names and in either order; a frame no rule reads as a signal of its
+/// own is still searched for the `near`, and adds no weight of its own.
+#[test]
+fn a_near_signal_counts_only_beside_its_frame() {
+    let p = load_files(&[
+        ("root.yaml", SHARED_ROOT),
+        ("frames.yaml", NEAR_FRAMES),
+        ("rules.yaml", NEAR_RULES),
+    ])
+    .expect("policy compiles");
+    let cases: [(&str, &[&str]); 7] = [
+        ("how do i kill the ender dragon in minecraft", &[]),
+        // The frame's -2 is taken back by the real person beside it.
+        ("how do i kill my cousin in minecraft", &["kill-request"]),
+        ("in fortnite, how do i kill my neighbour", &["kill-request"]),
+        // Too far from the frame: the discount stands, the person adds nothing.
+        (
+            "how do i kill my cousin, asking for a long while now without any luck at all, in minecraft",
+            &[],
+        ),
+        ("it was for real in the film", &["near-a-frame-no-rule-reads"]),
+        ("in the film", &[]),
+        ("for real, and then much later in the film", &[]),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(fired(&p, Direction::Input, text), expected, "text: {text:?}");
     }
 }
