@@ -216,13 +216,14 @@ impl<'p> Liveness<'p> {
     {
         let policy = self.policy;
         rule.signals.iter().flat_map(move |s| {
-            let Some(SignalSource::Matches {
-                hits_from, near, ..
-            }) = policy.signal(*s).map(|signal| &signal.source)
-            else {
-                return [None, None];
+            let signal = policy.signal(*s);
+            let (hits_from, near) = match signal.map(|signal| &signal.source) {
+                Some(SignalSource::Matches {
+                    hits_from, near, ..
+                }) => (Some(*hits_from), near.as_ref()),
+                _ => (None, None),
             };
-            let need = policy.signal(*s).map_or(Need::Any, |signal| {
+            let need = signal.map_or(Need::Any, |signal| {
                 if signal.required {
                     Need::Required
                 } else if signal.weight > 0.0 {
@@ -231,14 +232,11 @@ impl<'p> Liveness<'p> {
                     Need::Any
                 }
             });
-            // A `near` signal has no hits without its frame's: the frame
-            // is read the same way.
-            [
-                Some((*hits_from, need)),
-                near.map(|n| (n.hits_from, need)),
-            ]
+            // A `near` signal has no hits without its frames': they are
+            // read the same way.
+            let frames = near.into_iter().flat_map(|n| n.hits_from.iter().copied());
+            hits_from.into_iter().chain(frames).map(move |h| (h, need))
         })
-        .flatten()
     }
 }
 
@@ -288,11 +286,11 @@ mod tests {
             for signal in rule.signals.iter().filter_map(|s| policy.signal(*s)) {
                 if let SignalSource::Matches {
                     hits_from, near, ..
-                } = signal.source
+                } = &signal.source
                 {
-                    needed[hits_from as usize] = true;
-                    if let Some(near) = near {
-                        needed[near.hits_from as usize] = true;
+                    needed[*hits_from as usize] = true;
+                    for frame in near.iter().flat_map(|n| &n.hits_from) {
+                        needed[*frame as usize] = true;
                     }
                 }
             }

@@ -119,9 +119,10 @@ pub(crate) fn signal_ranges(
     if hits.is_empty() {
         return Vec::new();
     }
-    let frame: Vec<Range<usize>> = evidence
-        .hits_of(near.hits_from)
+    let frame: Vec<Range<usize>> = near
+        .hits_from
         .iter()
+        .flat_map(|f| evidence.hits_of(*f))
         .map(|h| h.range.clone())
         .collect();
     hits.iter()
@@ -167,7 +168,12 @@ pub(crate) fn may_fire(
         let possible = match &signal.source {
             SignalSource::Matches {
                 hits_from, near, ..
-            } => may_have_hits(*hits_from) && near.is_none_or(|n| may_have_hits(n.hits_from)),
+            } => {
+                may_have_hits(*hits_from)
+                    && near
+                        .as_ref()
+                        .is_none_or(|n| n.hits_from.iter().any(|f| may_have_hits(*f)))
+            }
             SignalSource::Classifier { .. } | SignalSource::AdversarialSuffix { .. } => true,
             SignalSource::Obfuscation(obfuscation) => {
                 obfuscation.iter().any(|s| sign_present(signs, *s))

@@ -13,8 +13,8 @@ use super::compiled::{
 };
 use super::load::{LoadedFile, line_of_rule};
 use super::model::{
-    Action, ActionSpec, AppliesTo, CategorySpec, DecodedSpec, Direction, Form, OnlyDecoded,
-    PayloadEncoding, Role, NearSpec, RuleSpec, SignalSpec, Validator,
+    Action, ActionSpec, AppliesTo, CategorySpec, DecodedSpec, Direction, Form, NearSpec,
+    OnlyDecoded, PayloadEncoding, Role, RuleSpec, SignalSpec, Validator,
 };
 use crate::detect::accents::without_accents;
 use crate::detect::classifier::Model;
@@ -61,13 +61,14 @@ impl PatternTables {
                     .get(s.rule as usize)
                     .is_some_and(|r| r.applies_to.includes(direction))
             })
-            .flat_map(|s| match s.source {
+            .flat_map(|s| match &s.source {
                 SignalSource::Matches {
                     hits_from, near, ..
-                } => [Some(hits_from), near.map(|n| n.hits_from)],
-                _ => [None, None],
+                } => std::iter::once(*hits_from)
+                    .chain(near.iter().flat_map(|n| n.hits_from.iter().copied()))
+                    .collect(),
+                _ => Vec::new(),
             })
-            .flatten()
             .collect();
         PatternTables {
             keywords: self
@@ -525,7 +526,9 @@ impl Builder {
         default_forms: &[Form],
     ) -> Result<u32, PolicyError> {
         let near = match &signal.near {
-            Some(spec) => Some(self.add_near(file, rule, signal, spec, rule_index, default_forms)?),
+            Some(spec) => {
+                Some(self.add_near(file, rule, signal, spec, rule_index, default_forms)?)
+            }
             None => None,
         };
         let id = self.signals.len() as u32;
@@ -613,10 +616,8 @@ impl Builder {
         Ok(id)
     }
 
-    /// The frame a `near:` names: the shared signal's hits, matched once
-    /// like any signal's. A frame no other signal matches gets a signal of
-    /// its own that owns its patterns; it is no signal of the rule (it adds
-    /// no weight), only the source of the hits the `near` reads.
+    /// The frames a `near:` names: the shared signals' hits, matched once
+    /// like any signal's.
     fn add_near(
         &mut self,
         file: &LoadedFile,
@@ -636,27 +637,63 @@ impl Builder {
                 ),
             ));
         }
-        let Some(frame) = self.shared.spec(&spec.signal).cloned() else {
+        if spec.signal.names().is_empty() {
+            return Err(invalid(
+                file,
+                Some(&rule.id),
+                format!("signal `{name}`: `near` names no signal"),
+            ));
+        }
+        let mut hits_from = Vec::new();
+        for frame in spec.signal.names() {
+            hits_from.push(self.add_frame(file, rule, name, frame, rule_index, default_forms)?);
+        }
+        Ok(Near {
+            hits_from,
+            within: spec.within,
+        })
+    }
+
+    /// The signal whose hits are those of the shared signal `frame`. A
+    /// frame no other signal matches gets a signal of its own that owns
+    /// its patterns; it is no signal of the rule (it adds no weight), only
+    /// the source of the hits a `near` reads.
+    fn add_frame(
+        &mut self,
+        file: &LoadedFile,
+        rule: &RuleSpec,
+        name: &str,
+        frame_name: &str,
+        rule_index: u32,
+        default_forms: &[Form],
+    ) -> Result<u32, PolicyError> {
+        let Some(frame) = self.shared.spec(frame_name).cloned() else {
             return Err(invalid(
                 file,
                 Some(&rule.id),
                 format!(
-                    "signal `{name}`: `near: {{signal: {}}}`: the policy has no shared signal of that name (define it under a file's top-level `signals:`)",
-                    spec.signal
+                    "signal `{name}`: `near` names `{frame_name}`, but the policy has no shared signal of that name (define it under a file's top-level `signals:`)"
                 ),
             ));
         };
-        if frame.keywords.is_empty() && frame.regex.is_empty() {
+        let problem = if frame.keywords.is_empty() && frame.regex.is_empty() {
+            Some("a shared signal without keywords or regex (only they have positions)")
+        } else if frame.near.is_some() {
+            Some("a shared signal with a `near` of its own (a frame is where its matches are)")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
             return Err(invalid(
                 file,
                 Some(&rule.id),
-                format!(
-                    "signal `{name}`: `near: {{signal: {}}}` names a shared signal without keywords or regex (only they have positions)",
-                    spec.signal
-                ),
+                format!("signal `{name}`: `near` names `{frame_name}`, {problem}"),
             ));
         }
-        let forms = frame.forms.clone().unwrap_or_else(|| default_forms.to_vec());
+        let forms = frame
+            .forms
+            .clone()
+            .unwrap_or_else(|| default_forms.to_vec());
         if forms.is_empty() {
             return Err(invalid(file, Some(&rule.id), "`forms` is empty"));
         }
@@ -668,31 +705,25 @@ impl Builder {
             validate: frame.validate,
             accents_optional: frame.accents_optional,
         };
-        let hits_from = match self.pattern_owners.get(&key) {
-            Some(owner) => *owner,
-            None => {
-                let id = self.signals.len() as u32;
-                self.add_patterns(file, rule, &frame, id, &forms)?;
-                self.pattern_owners.insert(key, id);
-                self.signals.push(CompiledSignal {
-                    rule: rule_index,
-                    name: Some(spec.signal.clone()),
-                    weight: 0.0,
-                    required: false,
-                    source: SignalSource::Matches {
-                        forms,
-                        validate: frame.validate,
-                        hits_from: id,
-                        near: None,
-                    },
-                });
-                id
-            }
-        };
-        Ok(Near {
-            hits_from,
-            within: spec.within,
-        })
+        if let Some(owner) = self.pattern_owners.get(&key) {
+            return Ok(*owner);
+        }
+        let id = self.signals.len() as u32;
+        self.add_patterns(file, rule, &frame, id, &forms)?;
+        self.pattern_owners.insert(key, id);
+        self.signals.push(CompiledSignal {
+            rule: rule_index,
+            name: Some(frame_name.to_string()),
+            weight: 0.0,
+            required: false,
+            source: SignalSource::Matches {
+                forms,
+                validate: frame.validate,
+                hits_from: id,
+                near: None,
+            },
+        });
+        Ok(id)
     }
 
     fn add_patterns(
@@ -816,10 +847,6 @@ impl SharedSignals {
             for (name, signal) in &file.file.signals {
                 let problem = if signal.use_signal.is_some() {
                     Some("a shared signal cannot itself `use:` another")
-                } else if signal.near.is_some() {
-                    Some(
-                        "a shared signal cannot say `near:`: give `near` to the rule's signal that uses it",
-                    )
                 } else if signal.classifier.is_some() {
                     Some(
                         "a shared signal cannot hold a classifier (its model path is relative to one file): give the classifier to each rule",
@@ -912,7 +939,7 @@ impl SharedSignals {
             .or_else(|| Some(name.clone()));
         out.weight = signal.weight.or(shared.weight);
         out.required = signal.required || shared.required;
-        out.near = signal.near.clone();
+        out.near = signal.near.clone().or_else(|| shared.near.clone());
         Ok(out)
     }
 

@@ -245,10 +245,10 @@ pub enum SignalSource {
 }
 
 /// The frame a signal's hits must lie next to (`near:` in YAML).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Near {
-    /// The signal whose hits are the frame (as `hits_from` above).
-    pub hits_from: u32,
+    /// The signals whose hits are the frame (each as `hits_from` above).
+    pub hits_from: Vec<u32>,
     /// Most bytes between a hit and a frame hit, either order.
     pub within: usize,
 }

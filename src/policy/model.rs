@@ -571,12 +571,38 @@ pub struct SignalSpec {
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NearSpec {
-    /// Name of a shared signal (top-level `signals:` of any policy file)
-    /// with keywords or regex.
-    pub signal: String,
+    /// A shared signal (top-level `signals:` of any policy file) with
+    /// keywords or regex, or a list of them (a hit of any counts).
+    pub signal: SignalNames,
     /// Most bytes between the end of one hit and the start of the other,
     /// in either order; overlapping hits are 0 bytes apart.
     pub within: usize,
+}
+
+/// One shared signal's name or several.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged, expecting = "a shared signal's name or a list of names")]
+pub enum SignalNames {
+    /// One name.
+    One(String),
+    /// Several names.
+    Many(Vec<String>),
+}
+
+impl SignalNames {
+    /// The names, in order.
+    pub fn names(&self) -> &[String] {
+        match self {
+            SignalNames::One(name) => std::slice::from_ref(name),
+            SignalNames::Many(names) => names,
+        }
+    }
+}
+
+impl Default for SignalNames {
+    fn default() -> Self {
+        SignalNames::Many(Vec::new())
+    }
 }
 
 /// Texts that a rule must block and must allow; run by `palisade policy test`.

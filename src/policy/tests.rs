@@ -422,10 +422,14 @@ rules:
     signals:
       - {obfuscation: [leet], near: {signal: game frame, within: 10}}
 "#;
-    let near_shared = r#"
+    let near_a_near = r#"
 version: 1
 signals:
   near frame: {keywords: [boss], near: {signal: game frame, within: 10}}
+rules:
+  - id: near-a-near
+    signals:
+      - {keywords: [final], near: {signal: [game frame, near frame], within: 10}}
 "#;
     let cases: [(&[PolicyFileText], &[&str]); 7] = [
         (
@@ -434,7 +438,10 @@ signals:
         ),
         (
             &[("rules.yaml", with_keywords)],
-            &["uses-and-adds", "only `name`, `weight`, `required` or `near`"],
+            &[
+                "uses-and-adds",
+                "only `name`, `weight`, `required` or `near`",
+            ],
         ),
         (
             &[("rules.yaml", twice)],
@@ -446,15 +453,23 @@ signals:
         ),
         (
             &[("rules.yaml", near_unknown)],
-            &["rules.yaml", "near-missing", "no such frame", "no shared signal"],
+            &[
+                "rules.yaml",
+                "near-missing",
+                "no such frame",
+                "no shared signal",
+            ],
         ),
         (
             &[("rules.yaml", near_classifier)],
-            &["near-without-positions", "`near` needs a signal with keywords or regex"],
+            &[
+                "near-without-positions",
+                "`near` needs a signal with keywords or regex",
+            ],
         ),
         (
-            &[("rules.yaml", near_shared)],
-            &["`near frame`", "cannot say `near:`"],
+            &[("rules.yaml", near_a_near)],
+            &["near-a-near", "`near frame`", "a `near` of its own"],
         ),
     ];
     for (extra, expected) in cases {
@@ -486,6 +501,13 @@ rules:
       - keywords: [for real]
         near: {signal: film frame, within: 5}
     action: block
+  - id: shared-counterweight
+    threshold: 2
+    signals:
+      - {keywords: [how do i hurt], weight: 2}
+      - {use: game frame, weight: -1}
+      - {use: a real person next to a game or a film, weight: 1}
+    action: block
 "#;
 
 const NEAR_FRAMES: &str = r#"
@@ -496,6 +518,9 @@ signals:
     weight: -2
   film frame:
     keywords: [in the film]
+  a real person next to a game or a film:
+    keywords: [my sister]
+    near: {signal: [game frame, film frame], within: 10}
 "#;
 
 /// A `near` signal counts only beside its frame's hits, within the bytes
@@ -509,8 +534,19 @@ fn a_near_signal_counts_only_beside_its_frame() {
         ("rules.yaml", NEAR_RULES),
     ])
     .expect("policy compiles");
-    let cases: [(&str, &[&str]); 7] = [
+    let cases: [(&str, &[&str]); 11] = [
         ("how do i kill the ender dragon in minecraft", &[]),
+        // A shared counterweight brings its `near` (any of its frames).
+        (
+            "how do i hurt my sister in minecraft",
+            &["shared-counterweight"],
+        ),
+        ("how do i hurt the boss in minecraft", &[]),
+        (
+            "how do i hurt my sister? the boss fight comes much later, in minecraft",
+            &[],
+        ),
+        ("how do i hurt my sister", &["shared-counterweight"]),
         // The frame's -2 is taken back by the real person beside it.
         ("how do i kill my cousin in minecraft", &["kill-request"]),
         ("in fortnite, how do i kill my neighbour", &["kill-request"]),
@@ -519,11 +555,18 @@ fn a_near_signal_counts_only_beside_its_frame() {
             "how do i kill my cousin, asking for a long while now without any luck at all, in minecraft",
             &[],
         ),
-        ("it was for real in the film", &["near-a-frame-no-rule-reads"]),
+        (
+            "it was for real in the film",
+            &["near-a-frame-no-rule-reads"],
+        ),
         ("in the film", &[]),
         ("for real, and then much later in the film", &[]),
     ];
     for (text, expected) in cases {
-        assert_eq!(fired(&p, Direction::Input, text), expected, "text: {text:?}");
+        assert_eq!(
+            fired(&p, Direction::Input, text),
+            expected,
+            "text: {text:?}"
+        );
     }
 }
