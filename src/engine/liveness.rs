@@ -126,12 +126,27 @@ impl<'p> Liveness<'p> {
             Need::ToFire => &self.needed_to_fire,
             Need::Any => &self.needed,
         };
-        counts.get(signal as usize).is_some_and(|n| *n > 0)
+        counts.get(signal as usize).is_some_and(|n| *n > 0) && self.frames_may_hit(signal)
     }
 
     /// For each signal, whether a live rule reads its hits.
     pub(crate) fn needed(&self) -> Vec<bool> {
-        self.needed.iter().map(|n| *n > 0).collect()
+        self.needed
+            .iter()
+            .enumerate()
+            .map(|(s, n)| *n > 0 && self.frames_may_hit(s as u32))
+            .collect()
+    }
+
+    /// False when only `near` signals read the hits of `signal` and none of
+    /// their frames can have hits: those hits would count nowhere.
+    fn frames_may_hit(&self, signal: u32) -> bool {
+        match self.policy.near_only_frames.get(signal as usize) {
+            Some(Some(frames)) => frames
+                .iter()
+                .any(|f| self.possible.get(*f as usize).is_some_and(|n| *n > 0)),
+            _ => true,
+        }
     }
 
     /// One source that may have given `signal` hits was ruled out. The
@@ -295,6 +310,15 @@ mod tests {
                 }
             }
         }
+        // Hits only `near` signals read are not needed while none of
+        // their frames may have any.
+        for (s, frames) in policy.near_only_frames.iter().enumerate() {
+            if let Some(frames) = frames
+                && !frames.iter().any(|f| may_have_hits(*f))
+            {
+                needed[s] = false;
+            }
+        }
         needed
     }
 
@@ -329,6 +353,7 @@ rules:
   - id: near-the-lab
     signals:
       - {name: e, regex: ['\bepsilon\b'], near: {signal: lab frame, within: 20}}
+      - {name: z, regex: ['\bzeta\b']}
     action: block
   - id: output-only
     applies_to: output
@@ -434,6 +459,31 @@ rules:
             "neither rule can fire"
         );
         assert!(!live.is_needed_as(hits_from("b"), Need::Any));
+    }
+
+    /// Hits that only a `near` signal reads are not searched for while its
+    /// frame cannot have hits: they would count nowhere.
+    #[test]
+    fn a_near_signals_patterns_wait_for_its_frame() {
+        let p = policy();
+        let reads = |rule: &CompiledRule| rule.sees(Direction::Input, Role::User);
+        let signs = ObfuscationSigns::default();
+        let epsilon = hits_of_signal(&p, "e");
+        let frame = p
+            .signals
+            .iter()
+            .position(|s| s.name.as_deref() == Some("lab frame"))
+            .expect("the frame's own signal") as u32;
+        let mut live = Liveness::new(&p, &reads, &signs, vec![1; p.signals.len()]);
+        assert!(live.is_needed_as(epsilon, Need::ToFire));
+        live.rule_out(frame);
+        live.settle();
+        assert!(
+            live.is_needed_as(hits_of_signal(&p, "z"), Need::ToFire),
+            "the rule is still live"
+        );
+        assert!(!live.is_needed_as(epsilon, Need::Any));
+        assert!(!live.needed()[epsilon as usize]);
     }
 
     /// A required signal is needed in every way, a scoring one to fire and

@@ -200,6 +200,7 @@ pub fn compile(files: &[LoadedFile]) -> Result<CompiledPolicy, PolicyError> {
             .unwrap_or_default(),
         trusted_roles,
         rules,
+        near_only_frames: super::compiled::near_only_frames(&signals),
         signals,
         categories: categories
             .into_iter()

@@ -37,6 +37,10 @@ pub struct CompiledPolicy {
     pub rules: Vec<CompiledRule>,
     /// All signals of all rules; rules refer to them by index.
     pub signals: Vec<CompiledSignal>,
+    /// Per signal whose hits others read (its `hits_from` index): when
+    /// every signal reading those hits has a `near`, their frames. Such
+    /// patterns are searched only while one of the frames may have hits.
+    pub near_only_frames: Vec<Option<Vec<u32>>>,
     /// Categories by id.
     pub categories: BTreeMap<String, CompiledCategory>,
     /// Keyword and regex matchers per direction and form.
@@ -282,6 +286,46 @@ pub struct CompiledSignal {
     pub required: bool,
     /// Evidence source.
     pub source: SignalSource,
+}
+
+/// For each signal index, the frames of the `near` signals reading its
+/// hits, if every signal that reads them has a `near` (see
+/// [`CompiledPolicy::near_only_frames`]).
+pub fn near_only_frames(signals: &[CompiledSignal]) -> Vec<Option<Vec<u32>>> {
+    let mut out: Vec<Option<Vec<u32>>> = vec![None; signals.len()];
+    let mut plain = vec![false; signals.len()];
+    for signal in signals {
+        let SignalSource::Matches {
+            hits_from, near, ..
+        } = &signal.source
+        else {
+            continue;
+        };
+        let at = *hits_from as usize;
+        match near {
+            Some(near) => {
+                if let Some(slot) = out.get_mut(at) {
+                    let frames = slot.get_or_insert_with(Vec::new);
+                    for frame in &near.hits_from {
+                        if !frames.contains(frame) {
+                            frames.push(*frame);
+                        }
+                    }
+                }
+            }
+            None => {
+                if let Some(p) = plain.get_mut(at) {
+                    *p = true;
+                }
+            }
+        }
+    }
+    for (slot, plain) in out.iter_mut().zip(plain) {
+        if plain {
+            *slot = None;
+        }
+    }
+    out
 }
 
 impl CompiledPolicy {
