@@ -261,13 +261,11 @@ impl Near {
     /// Whether `hit` lies within reach of one of `frame`'s ranges.
     pub fn reaches(&self, hit: &std::ops::Range<usize>, frame: &[std::ops::Range<usize>]) -> bool {
         frame.iter().any(|f| {
-            let gap = if f.end <= hit.start {
-                hit.start - f.end
-            } else if hit.end <= f.start {
-                f.start - hit.end
-            } else {
-                0
-            };
+            // Zero when they overlap: one of the two differences saturates.
+            let gap = hit
+                .start
+                .saturating_sub(f.end)
+                .max(f.start.saturating_sub(hit.end));
             gap <= self.within
         })
     }
