@@ -87,11 +87,11 @@ impl<'p> Liveness<'p> {
         let n = policy.signals.len();
         let mut start = vec![0usize; n + 1];
         for rule in policy.rules.iter().filter(|r| reads(r)) {
-            for (hits_from, _) in self.hits_read_by(rule) {
+            Self::for_each_read(policy, rule, |hits_from, _| {
                 if let Some(c) = start.get_mut(hits_from as usize + 1) {
                     *c += 1;
                 }
-            }
+            });
         }
         for i in 0..n {
             let before = start.get(i).copied().unwrap_or(0);
@@ -105,14 +105,14 @@ impl<'p> Liveness<'p> {
             if !reads(rule) {
                 continue;
             }
-            for (hits_from, _) in self.hits_read_by(rule) {
+            Self::for_each_read(policy, rule, |hits_from, _| {
                 if let Some(at) = next.get_mut(hits_from as usize)
                     && let Some(slot) = readers.get_mut(*at)
                 {
                     *slot = index;
                     *at += 1;
                 }
-            }
+            });
         }
         self.readers_start = start;
         self.readers = readers;
@@ -199,8 +199,8 @@ impl<'p> Liveness<'p> {
 
     /// Marks rule `index` live or not and counts its signals' needs.
     fn set_live(&mut self, index: usize, live: bool) {
-        let (Some(slot), Some(rule)) = (self.live.get_mut(index), self.policy.rules.get(index))
-        else {
+        let policy = self.policy;
+        let (Some(slot), Some(rule)) = (self.live.get_mut(index), policy.rules.get(index)) else {
             return;
         };
         *slot = live;
@@ -211,47 +211,60 @@ impl<'p> Liveness<'p> {
                 *n = n.saturating_sub(1);
             }
         };
-        for (hits_from, need) in self.hits_read_by(rule) {
+        let (needed, to_fire, required) = (
+            &mut self.needed,
+            &mut self.needed_to_fire,
+            &mut self.needed_required,
+        );
+        Self::for_each_read(policy, rule, |hits_from, need| {
             let at = hits_from as usize;
-            self.needed.get_mut(at).map(count);
+            needed.get_mut(at).map(count);
             if need != Need::Any {
-                self.needed_to_fire.get_mut(at).map(count);
+                to_fire.get_mut(at).map(count);
             }
             if need == Need::Required {
-                self.needed_required.get_mut(at).map(count);
+                required.get_mut(at).map(count);
             }
-        }
+        });
     }
 
-    /// The signals whose hits `rule` reads (its match signals' `hits_from`),
-    /// each with the most a search for it can tell about the rule.
-    fn hits_read_by<'r>(&self, rule: &'r CompiledRule) -> impl Iterator<Item = (u32, Need)> + 'r
-    where
-        'p: 'r,
-    {
-        let policy = self.policy;
-        rule.signals.iter().flat_map(move |s| {
-            let signal = policy.signal(*s);
-            let (hits_from, near) = match signal.map(|signal| &signal.source) {
-                Some(SignalSource::Matches {
-                    hits_from, near, ..
-                }) => (Some(*hits_from), near.as_ref()),
-                _ => (None, None),
+    /// Calls `f` with each signal whose hits `rule` reads (its match
+    /// signals' `hits_from`, and their `near` frames), each with the most a
+    /// search for it can tell about the rule. A plain loop: this runs for
+    /// every live rule of every text.
+    fn for_each_read(policy: &CompiledPolicy, rule: &CompiledRule, mut f: impl FnMut(u32, Need)) {
+        for s in &rule.signals {
+            let Some(signal) = policy.signal(*s) else {
+                continue;
             };
-            let need = signal.map_or(Need::Any, |signal| {
-                if signal.required {
-                    Need::Required
-                } else if signal.weight > 0.0 {
-                    Need::ToFire
-                } else {
-                    Need::Any
+            let SignalSource::Matches {
+                hits_from, near, ..
+            } = &signal.source
+            else {
+                continue;
+            };
+            let need = if signal.required {
+                Need::Required
+            } else if signal.weight > 0.0 {
+                Need::ToFire
+            } else {
+                Need::Any
+            };
+            match near {
+                None => f(*hits_from, need),
+                // A `near` signal has no hits without its frames': they are
+                // read the way the signal is, and its own patterns last, so
+                // that the frames are searched first and, where none has a
+                // hit, the signal's patterns are not searched at all
+                // ([`Self::frames_may_hit`]).
+                Some(near) => {
+                    f(*hits_from, Need::Any);
+                    for frame in &near.hits_from {
+                        f(*frame, need);
+                    }
                 }
-            });
-            // A `near` signal has no hits without its frames': they are
-            // read the same way.
-            let frames = near.into_iter().flat_map(|n| n.hits_from.iter().copied());
-            hits_from.into_iter().chain(frames).map(move |h| (h, need))
-        })
+            }
+        }
     }
 }
 
@@ -475,7 +488,11 @@ rules:
             .position(|s| s.name.as_deref() == Some("lab frame"))
             .expect("the frame's own signal") as u32;
         let mut live = Liveness::new(&p, &reads, &signs, vec![1; p.signals.len()]);
-        assert!(live.is_needed_as(epsilon, Need::ToFire));
+        assert!(live.is_needed_as(epsilon, Need::Any));
+        assert!(
+            !live.is_needed_as(epsilon, Need::ToFire),
+            "searched after the frames"
+        );
         live.rule_out(frame);
         live.settle();
         assert!(
