@@ -577,21 +577,7 @@ impl Builder {
         } else if !signal.obfuscation.is_empty() {
             SignalSource::Obfuscation(signal.obfuscation.clone())
         } else {
-            let forms = signal
-                .forms
-                .clone()
-                .unwrap_or_else(|| default_forms.to_vec());
-            if forms.is_empty() {
-                return Err(invalid(file, Some(&rule.id), "`forms` is empty"));
-            }
-            let key = PatternSetKey {
-                forms: forms.clone(),
-                whole_word: signal.whole_word.unwrap_or(true),
-                keywords: signal.keywords.clone(),
-                regex: signal.regex.clone(),
-                validate: signal.validate,
-                accents_optional: signal.accents_optional,
-            };
+            let (forms, key) = pattern_set_key(file, rule, signal, default_forms)?;
             let hits_from = match self.pattern_owners.get(&key) {
                 Some(owner) => *owner,
                 None => {
@@ -691,21 +677,7 @@ impl Builder {
                 format!("signal `{name}`: `near` names `{frame_name}`, {problem}"),
             ));
         }
-        let forms = frame
-            .forms
-            .clone()
-            .unwrap_or_else(|| default_forms.to_vec());
-        if forms.is_empty() {
-            return Err(invalid(file, Some(&rule.id), "`forms` is empty"));
-        }
-        let key = PatternSetKey {
-            forms: forms.clone(),
-            whole_word: frame.whole_word.unwrap_or(true),
-            keywords: frame.keywords.clone(),
-            regex: frame.regex.clone(),
-            validate: frame.validate,
-            accents_optional: frame.accents_optional,
-        };
+        let (forms, key) = pattern_set_key(file, rule, &frame, default_forms)?;
         if let Some(owner) = self.pattern_owners.get(&key) {
             return Ok(*owner);
         }
@@ -948,6 +920,33 @@ impl SharedSignals {
     fn spec(&self, name: &str) -> Option<&SignalSpec> {
         self.by_name.get(name).map(|(_, spec)| spec)
     }
+}
+
+/// The forms a keyword/regex signal matches on (its own, else the
+/// rule's) and the key under which signals with the same matchers share
+/// one set of hits.
+fn pattern_set_key(
+    file: &LoadedFile,
+    rule: &RuleSpec,
+    signal: &SignalSpec,
+    default_forms: &[Form],
+) -> Result<(Vec<Form>, PatternSetKey), PolicyError> {
+    let forms = signal
+        .forms
+        .clone()
+        .unwrap_or_else(|| default_forms.to_vec());
+    if forms.is_empty() {
+        return Err(invalid(file, Some(&rule.id), "`forms` is empty"));
+    }
+    let key = PatternSetKey {
+        forms: forms.clone(),
+        whole_word: signal.whole_word.unwrap_or(true),
+        keywords: signal.keywords.clone(),
+        regex: signal.regex.clone(),
+        validate: signal.validate,
+        accents_optional: signal.accents_optional,
+    };
+    Ok((forms, key))
 }
 
 fn has_shorthand(spec: &RuleSpec) -> bool {
