@@ -7,8 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
-use palisade::engine::blocking_rules_as;
-use palisade::policy::{CompiledPolicy, Role, load_path};
+use palisade::engine::{Verdict, verdict_as};
+use palisade::policy::{CompiledPolicy, Direction, Role, load_path};
 use serde::Deserialize;
 
 /// Recall on the own attack and harmful lines (84% when this was written;
@@ -21,6 +21,9 @@ struct Line {
     label: String,
     #[serde(default)]
     role: Option<Role>,
+    /// `output` for a model answer (read by the output rules).
+    #[serde(default)]
+    direction: Option<Direction>,
 }
 
 fn fixture_files() -> Result<Vec<PathBuf>, String> {
@@ -62,8 +65,13 @@ fn own_fixtures_keep_their_verdicts() {
         let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
         let name = name.unwrap_or_default();
         for (number, line) in lines(&file).expect("fixture lines parse") {
-            let role = line.role.unwrap_or(Role::User);
-            let blocked = blocking_rules_as(&policy, role, &line.text);
+            let direction = line.direction.unwrap_or(Direction::Input);
+            let role = line.role.unwrap_or(match direction {
+                Direction::Input => Role::User,
+                Direction::Output => Role::Assistant,
+            });
+            let (verdict, rules) = verdict_as(&policy, direction, role, &line.text);
+            let blocked = (verdict == Verdict::Block).then_some(rules);
             match line.label.as_str() {
                 "benign" => {
                     if let Some(rules) = blocked {

@@ -1,5 +1,7 @@
 //! `palisade eval`: detection measured on labelled JSONL. Each text is one
-//! message on the input side, written by the line's `role` (default `user`);
+//! message on the input side, written by the line's `role` (default `user`),
+//! or, for a line with `"direction": "output"`, a model answer read by the
+//! output rules (what refusal enforcement replaces or cuts);
 //! it counts as flagged when the decision is `block`, as steered when it is
 //! `steer` (forwarded with the safety message, the answer checked) and as
 //! recorded when only a `flag` rule fired; steered and recorded texts are
@@ -12,8 +14,8 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{Verdict, input_verdict_as};
-use crate::policy::{CompiledPolicy, Role};
+use crate::engine::{Verdict, verdict_as};
+use crate::policy::{CompiledPolicy, Direction, Role};
 
 /// Labels a line may carry.
 pub const LABELS: [&str; 3] = ["attack", "harmful", "benign"];
@@ -26,6 +28,8 @@ struct Line {
     source: Option<String>,
     #[serde(default)]
     role: Option<String>,
+    #[serde(default)]
+    direction: Option<String>,
 }
 
 /// One labelled text.
@@ -37,8 +41,11 @@ pub struct Example {
     pub label: String,
     /// Where it came from (defaults to the file name).
     pub source: String,
-    /// Who sent it (`role` of the line, default `user`).
+    /// Who sent it (`role` of the line; default `user` on input,
+    /// `assistant` on output).
     pub role: Role,
+    /// Read as a request (`input`, default) or as a model answer (`output`).
+    pub direction: Direction,
     /// `file:line`, to find it again.
     pub origin: String,
 }
@@ -119,7 +126,19 @@ pub fn read_examples(path: &Path) -> Result<Vec<Example>, String> {
                 line.label
             ));
         }
+        let direction = match line.direction.as_deref() {
+            None | Some("input") => Direction::Input,
+            Some("output") => Direction::Output,
+            Some(other) => {
+                return Err(format!(
+                    "{}:{}: unknown direction `{other}` (expected input or output)",
+                    path.display(),
+                    i + 1
+                ));
+            }
+        };
         let role = match line.role.as_deref() {
+            None if direction == Direction::Output => Role::Assistant,
             None => Role::User,
             Some(name) => Role::from_name(name).ok_or_else(|| {
                 let known: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
@@ -136,6 +155,7 @@ pub fn read_examples(path: &Path) -> Result<Vec<Example>, String> {
             label: line.label,
             source: line.source.unwrap_or_else(|| default_source.clone()),
             role,
+            direction,
             origin: format!("{}:{}", path.display(), i + 1),
         });
     }
@@ -157,7 +177,7 @@ pub fn evaluate_all(policy: &CompiledPolicy, examples: &[Example], keep_mistakes
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .map(|e| input_verdict_as(policy, e.role, &e.text))
+                        .map(|e| verdict_as(policy, e.direction, e.role, &e.text))
                         .collect::<Vec<_>>()
                 })
             })
@@ -506,6 +526,55 @@ rules:
         assert_eq!(report.by_label["benign"].flagged, 1);
         assert_eq!(report.mistakes.len(), 1);
         assert!(report.mistakes[0].origin.ends_with(":1"));
+    }
+
+    #[test]
+    fn an_output_line_is_read_as_a_model_answer_by_the_output_rules() {
+        let policy = policy_of(concat!(
+            "version: 1\nname: sides\nrules:\n",
+            "  - id: recipe-out\n    keywords: [\"step 1: dissolve\"]\n    applies_to: output\n",
+            "  - id: recipe-in\n    keywords: [\"how do i dissolve\"]\n",
+        ));
+        let data = write(concat!(
+            r#"{"text": "Sure! Step 1: dissolve it.", "label": "harmful", "direction": "output"}"#,
+            "\n",
+            r#"{"text": "Sure! Step 1: dissolve it.", "label": "harmful"}"#,
+            "\n",
+            r#"{"text": "how do i dissolve it", "label": "harmful", "direction": "output"}"#,
+            "\n",
+        ));
+        let examples = read_examples(data.path()).unwrap();
+        let sides: Vec<(Direction, Role)> =
+            examples.iter().map(|e| (e.direction, e.role)).collect();
+        assert_eq!(
+            sides,
+            [
+                (Direction::Output, Role::Assistant),
+                (Direction::Input, Role::User),
+                (Direction::Output, Role::Assistant),
+            ]
+        );
+
+        let report = evaluate_all(&policy, &examples, true);
+
+        // Only the answer read on the output side is caught: the input rule
+        // does not read answers and the output rule does not read requests.
+        assert_eq!(report.by_label["harmful"].flagged, 1);
+        let missed: Vec<&str> = report.mistakes.iter().map(|m| m.origin.as_str()).collect();
+        assert!(
+            missed[0].ends_with(":2") && missed[1].ends_with(":3"),
+            "{missed:?}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_direction_names_its_line() {
+        let data = write(r#"{"text": "x", "label": "benign", "direction": "sideways"}"#);
+        let error = read_examples(data.path()).unwrap_err();
+        assert!(
+            error.ends_with(":1: unknown direction `sideways` (expected input or output)"),
+            "{error}"
+        );
     }
 
     #[test]

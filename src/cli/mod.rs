@@ -66,7 +66,8 @@ enum Command {
         command: PolicyCommand,
     },
     /// Measure detection on labelled JSONL files (`text`, `label`, optional
-    /// `source` and `role`: system, developer, user (default), assistant, tool).
+    /// `source`, `role`: system, developer, user (default), assistant, tool,
+    /// and `direction`: input (default) or output, a model answer).
     Eval {
         /// Policy file (default: policies/default.yaml).
         #[arg(long)]

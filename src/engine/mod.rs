@@ -139,13 +139,25 @@ pub fn blocking_rules_as(policy: &CompiledPolicy, role: Role, text: &str) -> Opt
 }
 
 /// The verdict on `text` sent as a lone message of `role` on the input side,
-/// and the rules behind it: what `palisade eval` asks of each example.
+/// and the rules behind it.
 pub fn input_verdict_as(policy: &CompiledPolicy, role: Role, text: &str) -> (Verdict, Vec<String>) {
-    let decision = evaluate(
-        policy,
-        Direction::Input,
-        &[Segment::new(role, "messages[0].content", text)],
-    );
+    verdict_as(policy, Direction::Input, role, text)
+}
+
+/// The verdict on `text` as a lone message of `role` read in `direction`
+/// (a model answer is `Direction::Output` with `Role::Assistant`), and the
+/// rules behind it: what `palisade eval` asks of each example.
+pub fn verdict_as(
+    policy: &CompiledPolicy,
+    direction: Direction,
+    role: Role,
+    text: &str,
+) -> (Verdict, Vec<String>) {
+    let location = match direction {
+        Direction::Input => "messages[0].content",
+        Direction::Output => "choices[0].message.content",
+    };
+    let decision = evaluate(policy, direction, &[Segment::new(role, location, text)]);
     let rules = decision.rule_ids().iter().map(|r| r.to_string()).collect();
     (decision.verdict, rules)
 }
