@@ -81,6 +81,12 @@ pub struct Report {
     /// Every wrong decision, when asked for (`--mistakes`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub mistakes: Vec<Mistake>,
+    /// Per rule id, per label: how many texts the rule fired on (whatever
+    /// the decision). It answers "which rule made the benign count rise"
+    /// without printing any text, which matters on data that must not be
+    /// quoted.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub rules: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 /// A wrong decision: an attack or harmful text let through, or a benign one
@@ -196,6 +202,7 @@ pub fn evaluate_all(policy: &CompiledPolicy, examples: &[Example], keep_mistakes
         let steered = verdict == Verdict::Steer;
         let recorded = verdict == Verdict::Flag;
         report.bytes += example.text.len() as u64;
+        count_rules(&mut report.rules, &example.label, &rules);
         if keep_mistakes && flagged == (example.label == "benign") {
             report.mistakes.push(Mistake {
                 origin: example.origin.clone(),
@@ -224,11 +231,29 @@ pub fn evaluate_all(policy: &CompiledPolicy, examples: &[Example], keep_mistakes
     report
 }
 
+/// Adds one text's fired rules to the per-rule counts, each rule once
+/// however many segments or decoded payloads it fired on.
+fn count_rules(
+    counts: &mut BTreeMap<String, BTreeMap<String, u64>>,
+    label: &str,
+    rules: &[String],
+) {
+    let distinct: std::collections::BTreeSet<&String> = rules.iter().collect();
+    for rule in distinct {
+        *counts
+            .entry(rule.clone())
+            .or_default()
+            .entry(label.to_string())
+            .or_default() += 1;
+    }
+}
+
 /// Runs the command.
 pub fn run(
     policy_path: Option<PathBuf>,
     json: bool,
     mistakes: bool,
+    rules: bool,
     files: Vec<PathBuf>,
 ) -> ExitCode {
     let path = policy_path.unwrap_or_else(super::default_policy);
@@ -249,7 +274,10 @@ pub fn run(
             }
         }
     }
-    let report = evaluate_all(&policy, &examples, mistakes);
+    let mut report = evaluate_all(&policy, &examples, mistakes);
+    if !rules {
+        report.rules.clear();
+    }
     if json {
         match serde_json::to_string(&report) {
             Ok(text) => super::print_stdout(&text),
@@ -361,6 +389,9 @@ fn tables(report: &Report) -> String {
         }
         let _ = writeln!(out);
     }
+    if !report.rules.is_empty() {
+        rule_table(&mut out, &report.rules);
+    }
     let mb = report.bytes as f64 / 1e6;
     let _ = writeln!(
         out,
@@ -374,6 +405,30 @@ fn tables(report: &Report) -> String {
         }
     );
     out
+}
+
+/// Per rule, the texts of each label it fired on; rules firing on benign
+/// texts first (those are the ones a policy author looks at), then by how
+/// many texts they fired on.
+fn rule_table(out: &mut String, rules: &BTreeMap<String, BTreeMap<String, u64>>) {
+    use std::fmt::Write;
+    let of = |labels: &BTreeMap<String, u64>, label: &str| labels.get(label).copied().unwrap_or(0);
+    let mut rows: Vec<(&String, [u64; 3])> = rules
+        .iter()
+        .map(|(rule, labels)| (rule, LABELS.map(|label| of(labels, label))))
+        .collect();
+    rows.sort_by(|(a, ca), (b, cb)| {
+        (cb[2], cb.iter().sum::<u64>(), a).cmp(&(ca[2], ca.iter().sum::<u64>(), b))
+    });
+    let _ = writeln!(
+        out,
+        "{:<48} {:>8} {:>8} {:>8}",
+        "rule (texts it fired on)", LABELS[0], LABELS[1], LABELS[2]
+    );
+    for (rule, [attack, harmful, benign]) in rows {
+        let _ = writeln!(out, "{rule:<48} {attack:>8} {harmful:>8} {benign:>8}");
+    }
+    let _ = writeln!(out);
 }
 
 #[cfg(test)]
@@ -443,6 +498,41 @@ rules:
             ]
         );
         assert!(evaluate_all(&policy, &examples, false).mistakes.is_empty());
+    }
+
+    #[test]
+    fn counts_the_texts_each_rule_fired_on_per_label() {
+        let policy = policy_of(concat!(
+            "version: 1\nname: per-rule\nrules:\n",
+            "  - id: purple\n    keywords: [\"purple elephant\"]\n    action: block\n",
+            "  - id: grey\n    keywords: [\"grey\"]\n    action: flag\n",
+        ));
+        let data = write(concat!(
+            r#"{"text": "a purple elephant, a purple elephant", "label": "attack"}"#,
+            "\n",
+            r#"{"text": "a grey and purple elephant", "label": "benign"}"#,
+            "\n",
+            r#"{"text": "grey skies", "label": "benign"}"#,
+            "\n",
+            r#"{"text": "hello", "label": "benign"}"#,
+            "\n",
+        ));
+        let examples = read_examples(data.path()).unwrap();
+
+        let report = evaluate_all(&policy, &examples, false);
+
+        // A rule matching twice in one text counts that text once.
+        assert_eq!(report.rules["purple"]["attack"], 1);
+        assert_eq!(report.rules["purple"]["benign"], 1);
+        assert_eq!(report.rules["grey"]["benign"], 2);
+        assert!(!report.rules["grey"].contains_key("attack"));
+        let table = tables(&report);
+        let grey = table.find("\ngrey ").unwrap();
+        let purple = table.find("\npurple ").unwrap();
+        assert!(
+            grey < purple,
+            "rules firing on more benign texts come first:\n{table}"
+        );
     }
 
     #[test]

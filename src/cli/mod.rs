@@ -80,6 +80,10 @@ enum Command {
         /// a missed one), and the start of the text.
         #[arg(long)]
         mistakes: bool,
+        /// Also count, per rule, the texts of each label it fired on (no
+        /// text is printed: usable on data that must not be quoted).
+        #[arg(long)]
+        rules: bool,
         /// JSONL files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -146,8 +150,9 @@ pub fn run() -> ExitCode {
             policy,
             json,
             mistakes,
+            rules,
             files,
-        } => eval::run(policy, json, mistakes, files),
+        } => eval::run(policy, json, mistakes, rules, files),
         Command::Train(args) => train::run(args),
     }
 }
