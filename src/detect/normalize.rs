@@ -913,15 +913,13 @@ fn deobfuscate_slow(norm: &View, a: usize, b: usize, signs: &mut ObfuscationSign
         while currency_words.get(next_word).is_some_and(|w| w.end <= i) {
             next_word += 1;
         }
-        if currency_words
+        let in_currency_word = currency_words
             .get(next_word)
-            .is_some_and(|w| w.contains(&i))
-        {
-            if let Some(f) = currency_font_letter(c) {
-                signs.homoglyphs += 1;
-                items.push(Item { c: f, s, e });
-                continue;
-            }
+            .is_some_and(|w| w.contains(&i));
+        if let Some(f) = currency_font_letter(c).filter(|_| in_currency_word) {
+            signs.homoglyphs += 1;
+            items.push(Item { c: f, s, e });
+            continue;
         }
         if is_accented_latin(c) {
             match ascii_fold(c) {
