@@ -66,10 +66,7 @@ fn own_fixtures_keep_their_verdicts() {
         let name = name.unwrap_or_default();
         for (number, line) in lines(&file).expect("fixture lines parse") {
             let direction = line.direction.unwrap_or(Direction::Input);
-            let role = line.role.unwrap_or(match direction {
-                Direction::Input => Role::User,
-                Direction::Output => Role::Assistant,
-            });
+            let role = line.role.unwrap_or(direction.default_role());
             let (verdict, rules) = verdict_as(&policy, direction, role, &line.text);
             let blocked = (verdict == Verdict::Block).then_some(rules);
             match line.label.as_str() {

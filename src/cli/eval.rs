@@ -144,8 +144,7 @@ pub fn read_examples(path: &Path) -> Result<Vec<Example>, String> {
             }
         };
         let role = match line.role.as_deref() {
-            None if direction == Direction::Output => Role::Assistant,
-            None => Role::User,
+            None => direction.default_role(),
             Some(name) => Role::from_name(name).ok_or_else(|| {
                 let known: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
                 format!(

@@ -286,6 +286,15 @@ pub enum Direction {
 }
 
 impl Direction {
+    /// Who writes a text of this direction when nobody says: the user writes
+    /// requests, the assistant writes answers.
+    pub fn default_role(self) -> Role {
+        match self {
+            Direction::Input => Role::User,
+            Direction::Output => Role::Assistant,
+        }
+    }
+
     /// Lower-case name.
     pub fn as_str(self) -> &'static str {
         match self {
