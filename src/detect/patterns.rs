@@ -25,7 +25,7 @@ use regex_syntax::hir::Hir;
 
 use super::relax::{
     has_unicode_word_boundary, mapped_to_ascii, restricted_to_ascii, with_ascii_word_boundaries,
-    without_unicode_word_boundaries, write_mapped_text,
+    with_open_gaps, without_unicode_word_boundaries, write_mapped_text,
 };
 use super::required::{fold_text_to_ascii, required_literals};
 
@@ -792,10 +792,10 @@ impl Shared {
                 group
                     .into_iter()
                     .map(|(idx, hir)| match mapped_to_ascii(hir.clone()) {
-                        Some(mapped) => (idx, mapped),
+                        Some(mapped) => (idx, with_open_gaps(mapped)),
                         None => {
                             mappable = false;
-                            (idx, restricted_to_ascii(hir))
+                            (idx, with_open_gaps(restricted_to_ascii(hir)))
                         }
                     })
                     .collect()
@@ -951,7 +951,7 @@ impl Shared {
                 let hir = parse_all(std::slice::from_ref(pattern), self.case_insensitive)
                     .ok()?
                     .pop()?;
-                let mapped = mapped_to_ascii(hir)?;
+                let mapped = with_open_gaps(mapped_to_ascii(hir)?);
                 SetEngine::from_hirs(std::slice::from_ref(&mapped))
                     .ok()
                     .map(Box::new)
@@ -988,7 +988,7 @@ impl Shared {
                 ids.iter()
                     .copied()
                     .zip(hirs)
-                    .map(|(idx, hir)| (idx, without_unicode_word_boundaries(hir)))
+                    .map(|(idx, hir)| (idx, with_open_gaps(without_unicode_word_boundaries(hir))))
                     .collect(),
             );
         }
@@ -1327,6 +1327,9 @@ fn syntax_config(case_insensitive: bool) -> syntax::Config {
 /// two. Measured on the default policy of session 13 (`docs/performance.md`,
 /// `examples/detect_times.rs`, 1,500 new benign prompts): every pattern in
 /// sets of 16 took 5.7-6.4 s, sets of 4 4.1-4.5 s, sets of 2 3.7-3.9 s.
+/// With long gaps opened ([`with_open_gaps`], session 28) sets of 2 still
+/// did best: sets of 4 took 5.16 s against 4.27-4.53 s, sets of 8 5.7-6.1 s
+/// (word gaps such as `(?:[^ ]+ ){0,6}` and short ones stay counted).
 const GAP_SET_CHUNK: usize = 2;
 
 /// Patterns per set for patterns without a gap (words, alternations of

@@ -127,6 +127,44 @@ pub fn restricted_to_ascii(hir: Hir) -> Hir {
     })
 }
 
+/// Shortest bounded repetition [`with_open_gaps`] opens: `{0,N}` with a
+/// smaller `N` costs a lazy DFA few states, and opening it would only make
+/// the set propose its pattern more often.
+pub const OPEN_GAP_MIN: u32 = 8;
+
+/// `hir` with every bounded repetition of at least [`OPEN_GAP_MIN`] (`[^.]{0,40}`,
+/// `.{0,200}`, `(?:\w+\W+){0,12}`) made unbounded (`[^.]*`).
+///
+/// Why: a lazy DFA cannot count. For `A[^.]{0,40}B` each DFA state records how
+/// far back every occurrence of `A` still in reach was, so on new text
+/// nearly every byte after a common word builds a new state: building those
+/// states was the largest part of the detection time on new prompts
+/// (`docs/performance.md`, session 27). `A[^.]*B` needs a handful of states.
+/// Every string a bounded repetition matches the unbounded one matches too,
+/// so the result matches wherever `hir` does (a superset, at the same spans
+/// and more): fit for the "can this pattern match" searches only, whose
+/// proposals the exact regexes confirm.
+pub fn with_open_gaps(hir: Hir) -> Hir {
+    match hir.into_kind() {
+        HirKind::Repetition(mut rep) => {
+            rep.sub = Box::new(with_open_gaps(*rep.sub));
+            if rep.max.is_some_and(|max| max >= OPEN_GAP_MIN) {
+                rep.max = None;
+            }
+            Hir::repetition(rep)
+        }
+        HirKind::Capture(mut cap) => {
+            cap.sub = Box::new(with_open_gaps(*cap.sub));
+            Hir::capture(cap)
+        }
+        HirKind::Concat(subs) => Hir::concat(subs.into_iter().map(with_open_gaps).collect()),
+        HirKind::Alternation(subs) => {
+            Hir::alternation(subs.into_iter().map(with_open_gaps).collect())
+        }
+        other => unchanged_leaf(other),
+    }
+}
+
 /// What an accented Latin letter (or another non-ASCII word character the
 /// mapping keeps, see [`mapped_char`]) becomes in a mapped text: an ASCII
 /// word character, so ASCII word boundaries fall where Unicode ones did,
@@ -504,5 +542,43 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn open_gaps_match_wherever_the_bounded_pattern_does_and_beyond_it() {
+        let cases = [
+            (
+                r"\bignore\b[^.]{0,10}\brules\b",
+                "ignore the rules. ignore all of your earlier rules",
+            ),
+            (r"(?s)secret.{0,12}password", "the secret is the password"),
+            (
+                r"\bsend\b(?:\W+\w+){0,8}\W+to\b",
+                "send it to me, then send the whole file over to",
+            ),
+        ];
+        for (pattern, text) in cases {
+            let exact = exact_regex(pattern, true);
+            let open_src = with_open_gaps(parse(pattern, true)).to_string();
+            let open = regex::Regex::new(&open_src).unwrap_or_else(|e| panic!("{open_src}: {e}"));
+            assert!(exact.is_match(text), "{pattern} should match {text:?}");
+            for m in exact.find_iter(text) {
+                assert!(
+                    open.find_at(text, m.start())
+                        .is_some_and(|o| o.end() >= m.end()),
+                    "{pattern} matched {:?} but {open_src} did not",
+                    m.as_str()
+                );
+            }
+        }
+        // Beyond the bound: only the open form matches, and the exact regex
+        // (which the matcher runs on every proposal) says no.
+        let far = "ignore every single one of the earlier rules";
+        assert!(!exact_regex(r"\bignore\b[^.]{0,10}\brules\b", true).is_match(far));
+        let open = with_open_gaps(parse(r"\bignore\b[^.]{0,10}\brules\b", true)).to_string();
+        assert!(regex::Regex::new(&open).is_ok_and(|r| r.is_match(far)));
+        // Short bounds stay as written.
+        let short = with_open_gaps(parse(r"a\s{0,3}b", false));
+        assert_eq!(short, parse(r"a\s{0,3}b", false));
     }
 }
