@@ -98,6 +98,11 @@ enum PolicyCommand {
     Check {
         /// Policy files (default: policies/default.yaml).
         paths: Vec<PathBuf>,
+        /// Also list, by rule, the regex patterns searched over every text
+        /// because no word of four or more letters is required in each match
+        /// (each one adds to the cost of every request).
+        #[arg(long)]
+        cost: bool,
     },
     /// Print the JSON Schema of the policy format (for editor completion and validation).
     Schema,
@@ -138,8 +143,8 @@ pub fn run() -> ExitCode {
             text,
         ),
         Command::Policy {
-            command: PolicyCommand::Check { paths },
-        } => policy_cmd::check(paths),
+            command: PolicyCommand::Check { paths, cost },
+        } => policy_cmd::check(paths, cost),
         Command::Policy {
             command: PolicyCommand::Test { paths },
         } => policy_cmd::test(paths),

@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Loads and compiles each policy; prints a summary or the first error.
-pub fn check(paths: Vec<PathBuf>) -> ExitCode {
+/// Loads and compiles each policy; prints a summary or the first error,
+/// and with `cost` the patterns that are searched over every text.
+pub fn check(paths: Vec<PathBuf>, cost: bool) -> ExitCode {
     let paths = if paths.is_empty() {
         vec![super::default_policy()]
     } else {
@@ -13,14 +14,19 @@ pub fn check(paths: Vec<PathBuf>) -> ExitCode {
     let mut failed = false;
     for path in &paths {
         match crate::policy::load_path(path) {
-            Ok(policy) => super::print_stdout(&format!(
-                "ok: {} — policy `{}`: {} rules, {} categories, {} files",
-                path.display(),
-                policy.name,
-                policy.rules.len(),
-                policy.categories.len(),
-                policy.files.len()
-            )),
+            Ok(policy) => {
+                super::print_stdout(&format!(
+                    "ok: {} — policy `{}`: {} rules, {} categories, {} files",
+                    path.display(),
+                    policy.name,
+                    policy.rules.len(),
+                    policy.categories.len(),
+                    policy.files.len()
+                ));
+                if cost {
+                    super::print_stdout(&cost_report(&policy.ungated_patterns()));
+                }
+            }
             Err(e) => {
                 failed = true;
                 eprintln!("error: {e}");
@@ -32,6 +38,28 @@ pub fn check(paths: Vec<PathBuf>) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// The `--cost` listing: a count, then one line per pattern under its rule.
+fn cost_report(patterns: &[crate::policy::UngatedPattern]) -> String {
+    let rules: std::collections::BTreeSet<&str> =
+        patterns.iter().map(|p| p.rule.as_str()).collect();
+    let mut out = format!(
+        "{} patterns in {} rules have no required word of four or more letters and are \
+         searched over every text (give each a rarer word that every match needs, or move \
+         short common words into a separate signal):",
+        patterns.len(),
+        rules.len()
+    );
+    let mut last_rule = "";
+    for p in patterns {
+        if p.rule != last_rule {
+            out.push_str(&format!("\n  {}", p.rule));
+            last_rule = &p.rule;
+        }
+        out.push_str(&format!("\n    [{}] {}", p.form.as_str(), p.pattern));
+    }
+    out
 }
 
 /// One example that did not behave as written.

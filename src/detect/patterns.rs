@@ -91,6 +91,12 @@ struct Shared {
     /// ([`mapped_to_ascii`]), searched as sets on ASCII texts and on the
     /// mapped copies of texts that have one ([`write_mapped_text`]).
     set: ChunkedSet,
+    /// For each set of `set`, whether none of its patterns can match an
+    /// ASCII text or a mapped copy (their ASCII forms match nothing: word
+    /// lists in other scripts). Such patterns are grouped apart, so the
+    /// other sets are full and these are skipped on those texts; they are
+    /// still searched (in `relaxed`) on texts that have no mapped copy.
+    dead_on_ascii: Vec<bool>,
     /// Whether every pattern of `set` has a mapped form; if one has not
     /// (a byte class beyond ASCII), `set` holds its ASCII restriction, which
     /// is right on ASCII texts only, and every non-ASCII text is asked of
@@ -365,6 +371,26 @@ impl PatternMatcher {
         self.entries
             .iter()
             .filter_map(|(idx, _)| shared.patterns.get(*idx).map(String::as_str))
+            .collect()
+    }
+
+    /// This form's patterns that no required word gates, each with its
+    /// signal, in order: each is searched (in a small set) over every text
+    /// its rule is still live for, so each adds to the cost of every
+    /// request, where a gated pattern costs nothing on texts without its
+    /// word. Patterns that only match other scripts are left out: ASCII and
+    /// Latin-script texts skip them.
+    pub fn searched_on_every_text(&self) -> Vec<(&str, u32)> {
+        let Some(shared) = &self.shared else {
+            return Vec::new();
+        };
+        self.entries
+            .iter()
+            .filter(|(idx, _)| match shared.chunk_of.get(*idx) {
+                Some(Some(chunk)) => !shared.dead_on_ascii.get(*chunk).copied().unwrap_or(false),
+                _ => false,
+            })
+            .filter_map(|(idx, signal)| shared.patterns.get(*idx).map(|p| (p.as_str(), *signal)))
             .collect()
     }
 
@@ -776,33 +802,52 @@ impl Shared {
                 }
             }
         }
-        let groups = group_by_cost(searched);
+        let mut mappable = true;
+        let ascii_forms: Vec<(usize, Hir, Hir)> = searched
+            .into_iter()
+            .map(|(idx, hir)| {
+                let ascii = match mapped_to_ascii(hir.clone()) {
+                    Some(mapped) => mapped,
+                    None => {
+                        mappable = false;
+                        restricted_to_ascii(hir.clone())
+                    }
+                };
+                (idx, hir, with_open_gaps(ascii))
+            })
+            .collect();
+        let (live, dead): (Vec<_>, Vec<_>) = ascii_forms
+            .into_iter()
+            .partition(|(_, _, ascii)| ascii.properties().minimum_len().is_some());
+        let live_groups = group_by_cost(live);
+        let dead_groups = group_by_cost(dead);
+        let dead_on_ascii: Vec<bool> = live_groups
+            .iter()
+            .map(|_| false)
+            .chain(dead_groups.iter().map(|_| true))
+            .collect();
+        let groups: Vec<Vec<(usize, Hir, Hir)>> =
+            live_groups.into_iter().chain(dead_groups).collect();
         let mut chunk_of = vec![None; hirs_len];
         for (chunk, group) in groups.iter().enumerate() {
-            for (idx, _) in group {
+            for (idx, _, _) in group {
                 if let Some(slot) = chunk_of.get_mut(*idx) {
                     *slot = Some(chunk);
                 }
             }
         }
-        let mut mappable = true;
         let ascii_groups = groups
             .into_iter()
             .map(|group| {
                 group
                     .into_iter()
-                    .map(|(idx, hir)| match mapped_to_ascii(hir.clone()) {
-                        Some(mapped) => (idx, with_open_gaps(mapped)),
-                        None => {
-                            mappable = false;
-                            (idx, with_open_gaps(restricted_to_ascii(hir)))
-                        }
-                    })
+                    .map(|(idx, _, ascii)| (idx, ascii))
                     .collect()
             })
             .collect();
         Ok(Self {
             set: ChunkedSet::from_groups(ascii_groups)?,
+            dead_on_ascii,
             mappable,
             chunk_of,
             relaxed: OnceLock::new(),
@@ -846,6 +891,10 @@ impl Shared {
             return;
         }
         *searched = true;
+        let ascii_or_mapped = memo.kind == TextKind::Ascii || memo.mapped;
+        if ascii_or_mapped && self.dead_on_ascii.get(chunk).copied().unwrap_or(false) {
+            return;
+        }
         if memo.kind == TextKind::Ascii {
             self.set
                 .which_match_in(chunk, text, &mut memo.searched_hits);
@@ -1349,8 +1398,12 @@ const PLAIN_SET_CHUNK: usize = 4;
 /// patterns with a gap in sets of [`GAP_SET_CHUNK`], the others in sets of
 /// [`PLAIN_SET_CHUNK`], each in pattern order. Which patterns match does not
 /// depend on the grouping (every engine is exact); only the cost does.
-fn group_by_cost(patterns: Vec<(usize, Hir)>) -> Vec<Vec<(usize, Hir)>> {
-    let (gapped, plain): (Vec<_>, Vec<_>) = patterns.into_iter().partition(|(_, hir)| has_gap(hir));
+///
+/// Each entry is a pattern index, its parsed pattern (which decides its set
+/// size) and whatever the caller keeps beside it.
+fn group_by_cost<T>(patterns: Vec<(usize, Hir, T)>) -> Vec<Vec<(usize, Hir, T)>> {
+    let (gapped, plain): (Vec<_>, Vec<_>) =
+        patterns.into_iter().partition(|(_, hir, _)| has_gap(hir));
     let mut groups = Vec::new();
     for (list, size) in [(plain, PLAIN_SET_CHUNK), (gapped, GAP_SET_CHUNK)] {
         let mut list = list.into_iter().peekable();
@@ -1508,6 +1561,51 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Patterns that need another script (word lists with no word long
+    /// enough to gate on) are set apart: Latin-script texts skip their
+    /// sets, the other patterns fill theirs, and every text still gets the
+    /// reference hits.
+    #[test]
+    fn patterns_only_other_scripts_can_match_are_searched_apart() {
+        let patterns = [
+            (r"(?:你|您)\s*(?:是|叫)", 0),
+            (r"\b(?:is|are)\s+[a-z]", 1),
+            (r"(?:я|ж)\s+[а-я]", 2),
+            (r"\bya\s*[0-9]", 3),
+            (r"(?:あ|君)\s*(?:は|が)", 4),
+            (r"\b(?:we|us)\b[^.]{0,40}\bok\b", 5),
+        ];
+        let m = matcher(&patterns, true);
+        let shared = m.shared.as_ref().unwrap();
+        let dead: Vec<usize> = shared
+            .set
+            .ids
+            .iter()
+            .zip(&shared.dead_on_ascii)
+            .filter(|(_, dead)| **dead)
+            .flat_map(|(ids, _)| ids.iter().copied())
+            .collect();
+        assert_eq!(dead, vec![0, 2, 4], "the other-script patterns, together");
+        let live_sets = shared.dead_on_ascii.iter().filter(|d| !**d).count();
+        assert_eq!(live_sets, 2, "two plain patterns in one set, one gapped");
+        let owned: Vec<(&str, u32)> = m.searched_on_every_text();
+        assert_eq!(
+            owned.len(),
+            3,
+            "cost listing leaves the skipped ones out: {owned:?}"
+        );
+        assert_reference_spans(
+            &patterns,
+            &[
+                "is ya 2 we are ok",
+                "café: we said it is ok",
+                "你是谁 is it",
+                "я знаю, ya 3",
+                "あは誰 we ok",
+            ],
+        );
     }
 
     #[test]

@@ -326,7 +326,49 @@ pub fn near_only_frames(signals: &[CompiledSignal]) -> Vec<Option<Vec<u32>>> {
     out
 }
 
+/// A regex pattern without a required word (see
+/// [`CompiledPolicy::ungated_patterns`]).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct UngatedPattern {
+    /// Id of the rule that owns it.
+    pub rule: String,
+    /// The text form it is matched on.
+    pub form: Form,
+    /// The pattern as compiled.
+    pub pattern: String,
+}
+
 impl CompiledPolicy {
+    /// The regex patterns searched over every text because no word of four
+    /// or more letters is required in each of their matches, by rule: what a
+    /// policy author rewrites (names the rare word every match needs, or
+    /// moves short common words into a separate signal) to make a policy
+    /// cheaper. `palisade policy check --cost` prints them.
+    pub fn ungated_patterns(&self) -> Vec<UngatedPattern> {
+        let mut out: Vec<UngatedPattern> = [&self.matchers.input, &self.matchers.output]
+            .into_iter()
+            .flat_map(|forms| forms.iter())
+            .flat_map(|(form, matchers)| {
+                matchers
+                    .patterns
+                    .searched_on_every_text()
+                    .into_iter()
+                    .map(move |(pattern, signal)| (*form, pattern, signal))
+            })
+            .filter_map(|(form, pattern, signal)| {
+                let rule = self.signals.get(signal as usize)?.rule;
+                Some(UngatedPattern {
+                    rule: self.rules.get(rule as usize)?.id.to_string(),
+                    form,
+                    pattern: pattern.to_string(),
+                })
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// Signals of every rule, for inspection.
     pub fn signal(&self, index: u32) -> Option<&CompiledSignal> {
         self.signals.get(index as usize)

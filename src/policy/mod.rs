@@ -9,7 +9,7 @@ pub mod model;
 pub use compile::{compile, warm_from};
 pub use compiled::{
     CompiledCategory, CompiledPolicy, CompiledRule, CompiledSignal, DirectionMatchers,
-    FormMatchers, LeakSettings, Near, SignalSource, StreamSettings,
+    FormMatchers, LeakSettings, Near, SignalSource, StreamSettings, UngatedPattern,
 };
 pub use load::{LoadedFile, line_of_rule, load_tree};
 pub use model::{

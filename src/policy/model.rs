@@ -394,6 +394,17 @@ pub enum Form {
     Deobfuscated,
 }
 
+impl Form {
+    /// Name as written in policy files (`raw`, `normalized`, `deobfuscated`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Form::Raw => "raw",
+            Form::Normalized => "normalized",
+            Form::Deobfuscated => "deobfuscated",
+        }
+    }
+}
+
 /// Severity, for operators' dashboards.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Deserialize, Serialize, JsonSchema,

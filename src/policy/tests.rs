@@ -570,3 +570,30 @@ fn a_near_signal_counts_only_beside_its_frame() {
         );
     }
 }
+
+/// `policy check --cost` lists the patterns no rare word gates, under
+/// their rules, once each even when both directions search them.
+#[test]
+fn ungated_patterns_are_listed_by_rule_and_gated_ones_are_not() {
+    let p = policy(
+        r#"
+version: 1
+name: cost
+rules:
+  - id: common-words-only
+    applies_to: both
+    regex: ['\b(?:is|are)\s+[a-z]+\s+(?:ok|on)\b']
+    action: block
+  - id: rare-word
+    regex: ['\b(?:is|are)\s+[a-z]+\s+jailbroken\b']
+    action: block
+  - id: other-script-only
+    regex: ['(?:你|您)\s*(?:是|叫)']
+    action: block
+"#,
+    );
+    let listed = p.ungated_patterns();
+    let rules: Vec<&str> = listed.iter().map(|u| u.rule.as_str()).collect();
+    assert_eq!(rules, ["common-words-only"], "{listed:?}");
+    assert!(listed[0].pattern.contains("(?:ok|on)"));
+}
