@@ -818,7 +818,7 @@ impl Shared {
             .collect();
         let (live, dead): (Vec<_>, Vec<_>) = ascii_forms
             .into_iter()
-            .partition(|(_, _, ascii)| ascii.properties().minimum_len().is_some());
+            .partition(|(_, _, ascii)| !matches_nothing(ascii));
         let live_groups = group_by_cost(live);
         let dead_groups = group_by_cost(dead);
         let dead_on_ascii: Vec<bool> = live_groups
@@ -1414,6 +1414,23 @@ fn group_by_cost<T>(patterns: Vec<(usize, Hir, T)>) -> Vec<Vec<(usize, Hir, T)>>
     groups
 }
 
+/// Whether `hir` can match no text at all (an empty class somewhere every
+/// match must pass through): what the ASCII form of a pattern that needs
+/// another script becomes. `Properties::minimum_len` cannot say it: an
+/// alternation with one such branch reports no minimum either.
+fn matches_nothing(hir: &Hir) -> bool {
+    use regex_syntax::hir::{Class, HirKind};
+    match hir.kind() {
+        HirKind::Class(Class::Unicode(class)) => class.ranges().is_empty(),
+        HirKind::Class(Class::Bytes(class)) => class.ranges().is_empty(),
+        HirKind::Repetition(rep) => rep.min > 0 && matches_nothing(&rep.sub),
+        HirKind::Capture(cap) => matches_nothing(&cap.sub),
+        HirKind::Concat(subs) => subs.iter().any(matches_nothing),
+        HirKind::Alternation(subs) => subs.iter().all(matches_nothing),
+        HirKind::Empty | HirKind::Literal(_) | HirKind::Look(_) => false,
+    }
+}
+
 /// Whether `hir` repeats (more than once) something that can match both a
 /// space and a letter: a gap that spans words, such as `[^.]{0,40}` or
 /// `(?:[^ ]+ ){0,3}`. `[a-z]*` or `\s*` are not gaps: each stays inside one
@@ -1576,6 +1593,7 @@ mod tests {
             (r"\bya\s*[0-9]", 3),
             (r"(?:あ|君)\s*(?:は|が)", 4),
             (r"\b(?:we|us)\b[^.]{0,40}\bok\b", 5),
+            (r"(?:你是|is)\s+[a-z]", 6),
         ];
         let m = matcher(&patterns, true);
         let shared = m.shared.as_ref().unwrap();
@@ -1604,6 +1622,7 @@ mod tests {
                 "你是谁 is it",
                 "я знаю, ya 3",
                 "あは誰 we ok",
+                "你是 is a",
             ],
         );
     }
