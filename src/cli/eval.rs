@@ -5,7 +5,9 @@
 //! it counts as flagged when the decision is `block`, as steered when it is
 //! `steer` (forwarded with the safety message, the answer checked) and as
 //! recorded when only a `flag` rule fired; steered and recorded texts are
-//! reported apart. Reports totals per label and per source.
+//! reported apart. Reports totals per label and per group of lines: by
+//! source (default), by file, or by category (optionally its first parts
+//! only, for taxonomies written `family:subfamily:leaf`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,6 +29,8 @@ struct Line {
     #[serde(default)]
     source: Option<String>,
     #[serde(default)]
+    category: Option<String>,
+    #[serde(default)]
     role: Option<String>,
     #[serde(default)]
     direction: Option<String>,
@@ -41,6 +45,10 @@ pub struct Example {
     pub label: String,
     /// Where it came from (defaults to the file name).
     pub source: String,
+    /// The line's `category`, if it has one.
+    pub category: Option<String>,
+    /// The file it was read from.
+    pub file: String,
     /// Who sent it (`role` of the line; default `user` on input,
     /// `assistant` on output).
     pub role: Role,
@@ -72,8 +80,11 @@ pub struct Count {
 pub struct Report {
     /// Per label.
     pub by_label: BTreeMap<String, Count>,
-    /// Per source, then per label.
-    pub by_source: BTreeMap<String, BTreeMap<String, Count>>,
+    /// What the lines are grouped by in `by_group` (`source`, `file`,
+    /// `category` or `category:N`).
+    pub group_by: String,
+    /// Per group (see `group_by`), then per label.
+    pub by_group: BTreeMap<String, BTreeMap<String, Count>>,
     /// Wall time of the evaluation (not the loading).
     pub seconds: f64,
     /// Bytes of text evaluated.
@@ -107,6 +118,75 @@ pub struct Mistake {
 
 /// How much of a text a mistake quotes.
 const QUOTED_CHARS: usize = 160;
+
+/// How `eval` groups lines in its second table. One file often mixes
+/// several sources, and a public set's `category` (a taxonomy such as
+/// `cyberseceval_pi:multilingual:direct:few_shot_attack:Korean`) says which
+/// technique or language a policy misses without printing any text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GroupBy {
+    /// The line's `source` (default: its file's name).
+    #[default]
+    Source,
+    /// The file the line was read from.
+    File,
+    /// The line's `category`; with a depth, only its first `depth`
+    /// colon-separated parts.
+    Category {
+        /// How many parts to keep (`None`: all).
+        depth: Option<usize>,
+    },
+}
+
+impl std::str::FromStr for GroupBy {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        let expected = "expected source, file, category or category:N (N >= 1)";
+        match value.split_once(':') {
+            None => match value {
+                "source" => Ok(GroupBy::Source),
+                "file" => Ok(GroupBy::File),
+                "category" => Ok(GroupBy::Category { depth: None }),
+                _ => Err(format!("unknown grouping `{value}` ({expected})")),
+            },
+            Some(("category", depth)) => match depth.parse::<usize>() {
+                Ok(depth) if depth >= 1 => Ok(GroupBy::Category { depth: Some(depth) }),
+                _ => Err(format!("bad category depth `{depth}` ({expected})")),
+            },
+            Some(_) => Err(format!("unknown grouping `{value}` ({expected})")),
+        }
+    }
+}
+
+impl std::fmt::Display for GroupBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GroupBy::Source => f.write_str("source"),
+            GroupBy::File => f.write_str("file"),
+            GroupBy::Category { depth: None } => f.write_str("category"),
+            GroupBy::Category { depth: Some(n) } => write!(f, "category:{n}"),
+        }
+    }
+}
+
+impl GroupBy {
+    /// The group `example` falls in; a line without a category is in
+    /// `(none)`.
+    fn key_of(self, example: &Example) -> String {
+        match self {
+            GroupBy::Source => example.source.clone(),
+            GroupBy::File => example.file.clone(),
+            GroupBy::Category { depth } => match (&example.category, depth) {
+                (None, _) => "(none)".to_string(),
+                (Some(category), None) => category.clone(),
+                (Some(category), Some(n)) => {
+                    category.split(':').take(n).collect::<Vec<_>>().join(":")
+                }
+            },
+        }
+    }
+}
 
 /// Reads a JSONL file; a broken line, unknown label or unknown role is an
 /// error naming the line.
@@ -159,6 +239,8 @@ pub fn read_examples(path: &Path) -> Result<Vec<Example>, String> {
             text: line.text,
             label: line.label,
             source: line.source.unwrap_or_else(|| default_source.clone()),
+            category: line.category,
+            file: path.display().to_string(),
             role,
             direction,
             origin: format!("{}:{}", path.display(), i + 1),
@@ -167,9 +249,15 @@ pub fn read_examples(path: &Path) -> Result<Vec<Example>, String> {
     Ok(out)
 }
 
-/// Evaluates all examples on every core.
-/// With `keep_mistakes`, the report lists every wrong decision too.
-pub fn evaluate_all(policy: &CompiledPolicy, examples: &[Example], keep_mistakes: bool) -> Report {
+/// Evaluates all examples on every core, counting them per label and per
+/// group (`group_by`). With `keep_mistakes`, the report lists every wrong
+/// decision too.
+pub fn evaluate_all(
+    policy: &CompiledPolicy,
+    examples: &[Example],
+    group_by: GroupBy,
+    keep_mistakes: bool,
+) -> Report {
     let start = Instant::now();
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -194,6 +282,7 @@ pub fn evaluate_all(policy: &CompiledPolicy, examples: &[Example], keep_mistakes
     });
     let mut report = Report {
         seconds: start.elapsed().as_secs_f64(),
+        group_by: group_by.to_string(),
         ..Report::default()
     };
     for (example, (verdict, rules)) in examples.iter().zip(verdicts) {
@@ -215,8 +304,8 @@ pub fn evaluate_all(policy: &CompiledPolicy, examples: &[Example], keep_mistakes
         for count in [
             report.by_label.entry(example.label.clone()).or_default(),
             report
-                .by_source
-                .entry(example.source.clone())
+                .by_group
+                .entry(group_by.key_of(example))
                 .or_default()
                 .entry(example.label.clone())
                 .or_default(),
@@ -253,6 +342,7 @@ pub fn run(
     json: bool,
     mistakes: bool,
     rules: bool,
+    group_by: GroupBy,
     files: Vec<PathBuf>,
 ) -> ExitCode {
     let path = policy_path.unwrap_or_else(super::default_policy);
@@ -273,7 +363,7 @@ pub fn run(
             }
         }
     }
-    let mut report = evaluate_all(&policy, &examples, mistakes);
+    let mut report = evaluate_all(&policy, &examples, group_by, mistakes);
     if !rules {
         report.rules.clear();
     }
@@ -350,17 +440,24 @@ fn tables(report: &Report) -> String {
         }
     }
     let _ = writeln!(out);
+    let width = report
+        .by_group
+        .keys()
+        .map(|name| name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(10, GROUP_NAME_CHARS);
     let _ = writeln!(
         out,
-        "{:<40} {:<10} {:>8} {:>8} {:>8}",
-        "source", "label", "total", "blocked", "rate"
+        "{:<width$} {:<10} {:>8} {:>8} {:>8}",
+        report.group_by, "label", "total", "blocked", "rate"
     );
-    for (source, labels) in &report.by_source {
+    for (group, labels) in &report.by_group {
+        let name = shortened(group, GROUP_NAME_CHARS);
         for (label, c) in labels {
-            let name: String = source.chars().take(40).collect();
             let _ = writeln!(
                 out,
-                "{:<40} {:<10} {:>8} {:>8} {:>7.2}%",
+                "{:<width$} {:<10} {:>8} {:>8} {:>7.2}%",
                 name,
                 label,
                 c.total,
@@ -404,6 +501,25 @@ fn tables(report: &Report) -> String {
         }
     );
     out
+}
+
+/// The widest group name the table prints in full.
+const GROUP_NAME_CHARS: usize = 64;
+
+/// `name` cut to `max` characters by dropping its middle: the start of a
+/// source names the project, its end names the file, and two sources of
+/// one project (cyberseceval's English and multilingual injection files)
+/// differ only at the end.
+fn shortened(name: &str, max: usize) -> String {
+    let count = name.chars().count();
+    if count <= max {
+        return name.to_string();
+    }
+    let tail = (max - 1) / 2;
+    let head = max - 1 - tail;
+    let start: String = name.chars().take(head).collect();
+    let end: String = name.chars().skip(count - tail).collect();
+    format!("{start}…{end}")
 }
 
 /// Per rule, the texts of each label it fired on; rules firing on benign
@@ -471,13 +587,13 @@ rules:
         ));
         let examples = read_examples(data.path()).unwrap();
 
-        let report = evaluate_all(&policy, &examples, true);
+        let report = evaluate_all(&policy, &examples, GroupBy::Source, true);
 
         let attack = report.by_label["attack"];
         let benign = report.by_label["benign"];
         assert_eq!((attack.total, attack.flagged), (2, 1));
         assert_eq!((benign.total, benign.flagged), (2, 1));
-        assert_eq!(report.by_source["mine"]["benign"].flagged, 1);
+        assert_eq!(report.by_group["mine"]["benign"].flagged, 1);
         let file = data.path().display();
         assert_eq!(
             report.mistakes,
@@ -496,7 +612,102 @@ rules:
                 },
             ]
         );
-        assert!(evaluate_all(&policy, &examples, false).mistakes.is_empty());
+        assert!(
+            evaluate_all(&policy, &examples, GroupBy::Source, false)
+                .mistakes
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn groups_lines_by_source_file_or_category_prefix() {
+        let policy = policy_of(POLICY);
+        let data = write(concat!(
+            r#"{"text": "a purple elephant", "label": "attack", "category": "pi:direct:few_shot:Korean"}"#,
+            "\n",
+            r#"{"text": "a grey elephant", "label": "attack", "category": "pi:direct:few_shot:Thai"}"#,
+            "\n",
+            r#"{"text": "purple elephant again", "label": "attack", "category": "pi:indirect:overload:Thai", "source": "theirs"}"#,
+            "\n",
+            r#"{"text": "hello", "label": "benign"}"#,
+            "\n",
+        ));
+        let examples = read_examples(data.path()).unwrap();
+        let groups = |by: &str| {
+            let report = evaluate_all(&policy, &examples, by.parse().unwrap(), false);
+            assert_eq!(report.group_by, by);
+            report
+                .by_group
+                .iter()
+                .flat_map(|(group, labels)| {
+                    labels
+                        .iter()
+                        .map(|(label, c)| (group.clone(), label.clone(), c.total, c.flagged))
+                        .collect::<Vec<_>>()
+                })
+                .collect::<Vec<_>>()
+        };
+        let row = |g: &str, l: &str, total, flagged| (g.to_string(), l.to_string(), total, flagged);
+        let stem = data
+            .path()
+            .file_stem()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+
+        assert_eq!(
+            groups("category:2"),
+            [
+                row("(none)", "benign", 1, 0),
+                row("pi:direct", "attack", 2, 1),
+                row("pi:indirect", "attack", 1, 1),
+            ]
+        );
+        assert_eq!(
+            groups("category")[1..],
+            [
+                row("pi:direct:few_shot:Korean", "attack", 1, 1),
+                row("pi:direct:few_shot:Thai", "attack", 1, 0),
+                row("pi:indirect:overload:Thai", "attack", 1, 1),
+            ]
+        );
+        assert_eq!(
+            groups("source"),
+            [
+                row(&stem, "attack", 2, 1),
+                row(&stem, "benign", 1, 0),
+                row("theirs", "attack", 1, 1),
+            ]
+        );
+        let by_file = groups("file");
+        assert_eq!(by_file.len(), 2);
+        assert!(
+            by_file
+                .iter()
+                .all(|(g, ..)| *g == data.path().display().to_string())
+        );
+    }
+
+    #[test]
+    fn a_bad_grouping_says_what_is_expected() {
+        for bad in ["sources", "category:0", "category:x", "file:2"] {
+            let err = bad.parse::<GroupBy>().unwrap_err();
+            assert!(
+                err.contains("expected source, file, category"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn long_group_names_keep_their_start_and_end() {
+        let name = "meta-llama/PurpleLlama@4be64c3a2444 CybersecurityBenchmarks/datasets/prompt_injection/prompt_injection_multilingual_machine_translated.json";
+        let short = shortened(name, 40);
+        assert_eq!(short.chars().count(), 40);
+        assert!(short.starts_with("meta-llama/Purple"), "{short}");
+        assert!(short.ends_with("_translated.json"), "{short}");
+        assert_eq!(shortened("short", 40), "short");
     }
 
     #[test]
@@ -518,7 +729,7 @@ rules:
         ));
         let examples = read_examples(data.path()).unwrap();
 
-        let report = evaluate_all(&policy, &examples, false);
+        let report = evaluate_all(&policy, &examples, GroupBy::Source, false);
 
         // A rule matching twice in one text counts that text once.
         assert_eq!(report.rules["purple"]["attack"], 1);
@@ -551,7 +762,7 @@ rules:
         ));
         let examples = read_examples(data.path()).unwrap();
 
-        let report = evaluate_all(&policy, &examples, true);
+        let report = evaluate_all(&policy, &examples, GroupBy::Source, true);
 
         let harmful = report.by_label["harmful"];
         assert_eq!((harmful.total, harmful.flagged, harmful.steered), (3, 1, 1));
@@ -580,7 +791,7 @@ rules:
         ));
         let examples = read_examples(data.path()).unwrap();
 
-        let report = evaluate_all(&policy, &examples, true);
+        let report = evaluate_all(&policy, &examples, GroupBy::Source, true);
 
         // The second text is blocked, so only the first is "recorded only".
         let harmful = report.by_label["harmful"];
@@ -610,7 +821,7 @@ rules:
         let roles: Vec<Role> = examples.iter().map(|e| e.role).collect();
         assert_eq!(roles, [Role::User, Role::System, Role::ToolDefinition]);
 
-        let report = evaluate_all(&policy, &examples, true);
+        let report = evaluate_all(&policy, &examples, GroupBy::Source, true);
 
         assert_eq!(report.by_label["benign"].flagged, 1);
         assert_eq!(report.mistakes.len(), 1);
@@ -644,7 +855,7 @@ rules:
             ]
         );
 
-        let report = evaluate_all(&policy, &examples, true);
+        let report = evaluate_all(&policy, &examples, GroupBy::Source, true);
 
         // Only the answer read on the output side is caught: the input rule
         // does not read answers and the output rule does not read requests.

@@ -84,6 +84,11 @@ enum Command {
         /// text is printed: usable on data that must not be quoted).
         #[arg(long)]
         rules: bool,
+        /// Group the second table by `source` (default), `file`, `category`
+        /// or `category:N` (the first N colon-separated parts of each
+        /// line's category, such as `technique:language`).
+        #[arg(long, default_value = "source")]
+        by: eval::GroupBy,
         /// JSONL files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -156,8 +161,9 @@ pub fn run() -> ExitCode {
             json,
             mistakes,
             rules,
+            by,
             files,
-        } => eval::run(policy, json, mistakes, rules, files),
+        } => eval::run(policy, json, mistakes, rules, by, files),
         Command::Train(args) => train::run(args),
     }
 }
