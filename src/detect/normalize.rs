@@ -401,6 +401,13 @@ fn flush_segment(seg: &mut Segment, items: &mut Vec<Item>, signs: &mut Obfuscati
                 composed
             };
             for n in kept {
+                // Turkish and Azerbaijani capital dotted I lower-cases to `i` plus a
+                // combining dot above, which would keep "İntihar" from matching
+                // "intihar"; the dot carries nothing a rule reads.
+                if n == '\u{130}' {
+                    items.push(Item { c: 'i', s, e });
+                    continue;
+                }
                 for c in n.to_lowercase() {
                     items.push(Item { c, s, e });
                 }
@@ -1299,6 +1306,21 @@ mod tests {
         assert_eq!(n.signs.homoglyphs, 0);
         let o = "Ça va très bien, Zürich";
         assert_eq!(normalize(o).normalized.text, "ça va très bien, zürich");
+    }
+
+    #[test]
+    fn turkish_capital_dotted_i_lowercases_to_plain_i() {
+        for o in ["İntihar İstanbul", "I\u{307}ntihar I\u{307}stanbul"] {
+            let n = normalize(o);
+            assert_eq!(n.normalized.text, "intihar istanbul", "{o:?}");
+            assert_eq!(
+                orig(o, &n.normalized, "intihar"),
+                &o[..o.find(' ').unwrap_or(0)]
+            );
+            assert_eq!(n.deobfuscated.text, "intihar istanbul", "{o:?}");
+        }
+        // Dotless ı stays what it is: a different letter.
+        assert_eq!(normalize("ILIK ılık").normalized.text, "ilik ılık");
     }
 
     #[test]
