@@ -59,6 +59,10 @@ pub struct TrainArgs {
     /// Binary feature presence instead of sqrt(count).
     #[arg(long)]
     pub binary: bool,
+    /// Split runs of Chinese, Japanese, Thai, Lao, Khmer and Myanmar text into
+    /// overlapping character bigrams instead of taking each run as one word.
+    #[arg(long)]
+    pub segment_unspaced: bool,
     /// Also train on lines with this label as negatives, next to `benign` (repeatable;
     /// e.g. `harmful` for the injection model, so plain requests of any topic count as
     /// not-an-injection).
@@ -152,6 +156,7 @@ pub fn run(args: TrainArgs) -> ExitCode {
         char_ngram_max: char_max,
         word_ngram_max: args.word_ngrams,
         sublinear_tf: !args.binary,
+        segment_unspaced: args.segment_unspaced,
         ..FeatureConfig::default()
     };
     // Per-line weights: 1 unless --balance-files; then a (file, class) group
