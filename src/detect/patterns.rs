@@ -24,7 +24,7 @@ use regex_automata::{Input, MatchKind, PatternID, PatternSet, meta};
 use regex_syntax::hir::Hir;
 
 use super::relax::{
-    has_unicode_word_boundary, mapped_to_ascii, restricted_to_ascii, with_ascii_word_boundaries,
+    for_ascii_word_texts, has_unicode_word_boundary, mapped_to_ascii, restricted_to_ascii,
     with_open_gaps, without_unicode_word_boundaries, write_mapped_text,
 };
 use super::required::{fold_text_to_ascii, required_literals};
@@ -142,15 +142,17 @@ struct Shared {
     /// smaller automata (less memory per compiled pattern, cheaper lazy-DFA
     /// states on new text).
     ascii_regexes: Vec<OnceLock<Option<meta::Regex>>>,
-    /// The same again, compiled with every Unicode word boundary made an
-    /// ASCII one ([`with_ascii_word_boundaries`]), for non-ASCII texts whose
-    /// non-ASCII characters are none of them word characters (curly quotes,
-    /// dashes, arrows, bullets, emoji: most non-ASCII prose in English).
-    /// There both boundaries fall in the same places, and this one stays a
-    /// lazy-DFA scan where the exact regex would give up at the first
-    /// non-ASCII byte and run the PikeVM over the whole text. `None`
-    /// inside: the pattern has no Unicode word boundary (its exact regex is
-    /// a DFA scan already) or it failed to build; the exact regex answers.
+    /// The same again, compiled for non-ASCII texts whose non-ASCII
+    /// characters are none of them word characters (curly quotes, dashes,
+    /// arrows, bullets, emoji: most non-ASCII prose in English) with every
+    /// Unicode word boundary made an ASCII one and the non-ASCII word
+    /// characters taken out of classes and literals
+    /// ([`for_ascii_word_texts`]). There it matches where the exact regex
+    /// does, and it stays a lazy-DFA scan where the exact regex would give
+    /// up at the first non-ASCII byte and run the PikeVM over the whole
+    /// text; its automata are smaller too. `None` inside: the rewrite
+    /// changes nothing (the exact regex answers as cheaply) or it failed to
+    /// build; the exact regex answers.
     word_ascii_regexes: Vec<OnceLock<Option<meta::Regex>>>,
 }
 
@@ -264,20 +266,20 @@ fn compile_ascii(pattern: &str, case_insensitive: bool) -> Option<meta::Regex> {
         .ok()
 }
 
-/// `pattern` with its Unicode word boundaries made ASCII ones
-/// ([`with_ascii_word_boundaries`]) as a position regex: the spans of
-/// [`compile_one`]'s regex on texts whose word characters are all ASCII.
-/// `None` when the pattern has no Unicode word boundary (the exact regex is
-/// a lazy-DFA scan on any text) or it fails to build.
+/// `pattern` as it behaves on texts whose word characters are all ASCII
+/// ([`for_ascii_word_texts`]) as a position regex: the spans of
+/// [`compile_one`]'s regex on those texts. `None` when the rewrite leaves
+/// the pattern as it is (the exact regex is as cheap) or it fails to build.
 fn compile_word_ascii(pattern: &str, case_insensitive: bool) -> Option<meta::Regex> {
     let hir = parse_all(&[pattern.to_string()], case_insensitive)
         .ok()?
         .pop()?;
-    if !has_unicode_word_boundary(&hir) {
+    let rewritten = for_ascii_word_texts(hir.clone());
+    if rewritten == hir {
         return None;
     }
     position_regex_builder(case_insensitive)
-        .build_from_hir(&with_ascii_word_boundaries(hir))
+        .build_from_hir(&rewritten)
         .ok()
 }
 

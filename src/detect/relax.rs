@@ -84,20 +84,72 @@ pub fn without_unicode_word_boundaries(hir: Hir) -> Hir {
     })
 }
 
-/// `hir` with every Unicode word-boundary assertion replaced by its ASCII
-/// one, classes and literals kept.
+/// `hir` as it behaves on texts whose non-ASCII characters are none of them
+/// word characters: every Unicode word-boundary assertion replaced by its
+/// ASCII one, every class that gets smaller without its non-ASCII word
+/// characters cut to the rest, every literal holding a non-ASCII word
+/// character replaced by a regex that never matches.
 ///
-/// Why: on a text whose word characters are all ASCII (English with a
-/// curly quote, a dash or an emoji) the result matches exactly where `hir`
-/// does: both boundaries ask whether the characters on each side are word
-/// characters, and they disagree only beside a non-ASCII word character.
-/// A lazy DFA can evaluate ASCII boundaries on any text, so the exact
-/// position regexes stay DFA scans there instead of running the PikeVM.
-pub fn with_ascii_word_boundaries(hir: Hir) -> Hir {
+/// Why: on such a text (English with a curly quote, a dash or an emoji)
+/// the result matches exactly where `hir` does. Both boundaries ask
+/// whether the characters on each side are word characters, and they
+/// disagree only beside a non-ASCII word character; classes and literals
+/// lose only characters the text does not hold. A lazy DFA can evaluate
+/// ASCII boundaries on any text, so the exact position regexes stay DFA
+/// scans there instead of running the PikeVM; and a Unicode `\w` (hundreds
+/// of UTF-8 byte sequences) becomes ASCII `\w`, so the regex compiles and
+/// builds its lazy-DFA states several times faster. Classes that would
+/// grow in ranges (a negated `[^.]` loses the scattered non-ASCII letters
+/// and keeps everything else) are left whole.
+pub fn for_ascii_word_texts(hir: Hir) -> Hir {
+    let non_ascii_words = non_ascii_word_class();
     map_leaves(hir, &|kind| match kind {
+        HirKind::Literal(lit) if holds_non_ascii_word_char(&lit.0) => Hir::fail(),
+        HirKind::Class(Class::Unicode(class)) => {
+            let mut pruned = class.clone();
+            pruned.difference(non_ascii_words);
+            if worth_pruning(&class, &pruned) {
+                Hir::class(Class::Unicode(pruned))
+            } else {
+                Hir::class(Class::Unicode(class))
+            }
+        }
         HirKind::Look(look) => Hir::look(ascii_word_look(look)),
         other => unchanged_leaf(other),
     })
+}
+
+/// Whether [`for_ascii_word_texts`] takes `class` down to `pruned`: when
+/// nothing is left (a letter no such text holds) or many ranges go (a
+/// `\w`); not for the odd case-folding letter (`(?i)k` also holds the
+/// Kelvin sign), which would make most patterns differ from their exact
+/// form, and each would be compiled a second time for nothing.
+fn worth_pruning(class: &ClassUnicode, pruned: &ClassUnicode) -> bool {
+    const MANY_RANGES: usize = 16;
+    pruned.ranges().is_empty() || pruned.ranges().len() + MANY_RANGES <= class.ranges().len()
+}
+
+/// The word characters (Unicode `\w`) beyond ASCII, built once.
+fn non_ascii_word_class() -> &'static ClassUnicode {
+    static CLASS: std::sync::OnceLock<ClassUnicode> = std::sync::OnceLock::new();
+    CLASS.get_or_init(|| {
+        let mut words = match regex_syntax::parse(r"\w").map(Hir::into_kind) {
+            Ok(HirKind::Class(Class::Unicode(class))) => class,
+            _ => ClassUnicode::empty(),
+        };
+        words.difference(&ClassUnicode::new([ClassUnicodeRange::new('\0', '\x7F')]));
+        words
+    })
+}
+
+/// Whether UTF-8 `bytes` hold a non-ASCII word character (invalid UTF-8,
+/// which only byte-mode literals hold, counts as not).
+fn holds_non_ascii_word_char(bytes: &[u8]) -> bool {
+    !bytes.is_ascii()
+        && std::str::from_utf8(bytes).is_ok_and(|text| {
+            text.chars()
+                .any(|c| !c.is_ascii() && regex_syntax::is_word_character(c))
+        })
 }
 
 /// `hir` as it behaves on ASCII text: every class cut to its ASCII part,
@@ -427,6 +479,68 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Texts whose non-ASCII characters are none of them word characters
+    /// (quotes, dashes, arrows, emoji): the rewrite for them gives the
+    /// exact regex's spans there, Unicode `\w`, `\W`, `[^.]`, `.` and
+    /// non-ASCII literals included.
+    #[test]
+    fn ascii_word_rewrite_matches_exactly_where_no_word_character_is_non_ascii() {
+        let patterns = [
+            r"\bdon\W?t\b",
+            r"\w+ing\b{end}",
+            r"(?:straße|über|street)\W+\w{2,}",
+            r"[^.]{0,20}\bkey\b",
+            r"\bsecret\b.{0,8}?\b(?:key|codes?)\b",
+            r"caf[eé]\w*",
+            r"[\w\s]{3,}\u{1F600}",
+            r"\B\d+\b|\bsk\b",
+        ];
+        let texts = [
+            "don\u{2019}t \u{2014} singing \u{201C}over\u{201D} street \u{2192} names \u{1F600}",
+            "the secret\u{2014}key \u{2026} street\u{2026}view \u{00AB}key\u{00BB}",
+            "cafe1 x42 sk\u{00A0}SK dont\u{2019}t ringing\u{2013}bells",
+            "",
+        ];
+        for ci in [false, true] {
+            for pattern in patterns {
+                let exact = exact_regex(pattern, ci);
+                let rewritten = for_ascii_word_texts(parse(pattern, ci));
+                assert!(!has_unicode_word_boundary(&rewritten), "{pattern}");
+                let rewritten = regex::Regex::new(&rewritten.to_string())
+                    .unwrap_or_else(|e| panic!("{pattern} -> {rewritten}: {e}"));
+                for text in texts {
+                    assert!(
+                        !text
+                            .chars()
+                            .any(|c| !c.is_ascii() && regex_syntax::is_word_character(c)),
+                        "{text:?} is not a text the rewrite is for"
+                    );
+                    let a: Vec<_> = exact.find_iter(text).map(|m| m.range()).collect();
+                    let b: Vec<_> = rewritten.find_iter(text).map(|m| m.range()).collect();
+                    assert_eq!(a, b, "{pattern} (ci {ci}) on {text:?}");
+                }
+            }
+        }
+    }
+
+    /// What the rewrite cuts: `\w` to ASCII, literals no such text holds;
+    /// what it keeps: a negated class and the odd case-folding letter.
+    #[test]
+    fn ascii_word_rewrite_cuts_word_classes_and_keeps_negated_ones() {
+        let cut = for_ascii_word_texts(parse(r"\w", false));
+        assert_eq!(cut, parse(r"[0-9A-Z_a-z]", false));
+        let fails = for_ascii_word_texts(parse(r"über", false));
+        assert!(
+            !regex::Regex::new(&fails.to_string())
+                .expect("compiles")
+                .is_match("über uber")
+        );
+        let negated = parse(r"[^.]", false);
+        assert_eq!(for_ascii_word_texts(negated.clone()), negated);
+        let kelvin = parse(r"k", true);
+        assert_eq!(for_ascii_word_texts(kelvin.clone()), kelvin);
     }
 
     #[test]
