@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Trains the two shipped linear models with the exact commands of
 # docs/detection.md "The classifier" and docs/categories.md "Learned harmful
-# classifier" (shared public files only; tests/fixtures/ are not training
-# data), and prints their sha256 next to the shipped ones.
+# classifier", and prints their sha256 next to the shipped ones. The
+# injection model learns from shared public files only. Since session 33 the
+# harmful model also learns from the own non-sealed fixture files named in
+# scripts/harmful_training_fixtures.txt (docs/categories.md "Session 33: the
+# harmful model learns from the own fixtures"); every `*_sealed.jsonl` file
+# stays out of training so it measures the model out of sample.
 #
 # Usage: scripts/train_models.sh [OUT_DIR]          (default: policies/models)
 #        scripts/train_models.sh --session16 OUT_DIR
@@ -12,6 +16,7 @@
 # fixture files listed below, as they were on 2026-12-01; NOT shipped: they
 # did not beat the shipped models on held-out files). The file list is
 # explicit on purpose: fixture files added later must not change the result.
+# In this mode the session 33 harmful fixture list is left out.
 #
 # PALISADE (default: palisade on PATH) and DATA (default: /work/shared/data)
 # can be overridden. Same seed and files give the same bytes.
@@ -154,9 +159,24 @@ fi
 
 "$PALISADE" train --label attack --negative-label harmful --char-ngrams 0-0 --balance-files \
   --seed 42 --out "$out/injection.bin" "${injection_data[@]}" ${fixtures[@]+"${fixtures[@]}"}
+# The harmful model's own fixture files: an explicit list (not a glob), so a
+# fixture file added later does not change the model until the list does.
+harmful_fixtures=()
+if [ "$session16" = 0 ]; then
+  while IFS= read -r f; do
+    case "$f" in ''|'#'*) continue ;; *_sealed.jsonl) echo "$f: sealed files are never training data" >&2; exit 2 ;; esac
+    harmful_fixtures+=("tests/fixtures/$f")
+  done < scripts/harmful_training_fixtures.txt
+fi
+# With the fixture list the shared public files are given twice (each line counts
+# twice), so the larger own fixture set does not drown the public styles.
+shared_twice=("${harmful_data[@]}")
+if [ ${#harmful_fixtures[@]} -gt 0 ]; then
+  shared_twice+=("${harmful_data[@]}")
+fi
 "$PALISADE" train --label harmful --seed 42 --out "$out/harmful.bin" \
-  "${harmful_data[@]}" ${fixtures[@]+"${fixtures[@]}"}
+  "${shared_twice[@]}" ${fixtures[@]+"${fixtures[@]}"} ${harmful_fixtures[@]+"${harmful_fixtures[@]}"}
 
 sha256sum "$out/injection.bin" "$out/harmful.bin"
 echo "shipped: 4479343bf6e48f7104796c7628354b3720391cbc5774c42faf802cdd7c74235a  injection.bin"
-echo "shipped: febabbf00bf0b4208eacf0a86b2d454d4264f435149a20ea72121cafff9dfd93  harmful.bin"
+echo "shipped: b7f01b5d5158b68a719fe26cca0b43efbf7a3dfeab01381be285928575e0b466  harmful.bin"
