@@ -178,5 +178,8 @@ fi
   "${shared_twice[@]}" ${fixtures[@]+"${fixtures[@]}"} ${harmful_fixtures[@]+"${harmful_fixtures[@]}"}
 
 sha256sum "$out/injection.bin" "$out/harmful.bin"
+# injection.bin was trained on 2026-11-30; the text normalisation it reads has changed
+# since, so today's binary trains fa0cea7e…2600 from the same files (not shipped, not
+# measured; docs/categories.md "Session 33").
 echo "shipped: 4479343bf6e48f7104796c7628354b3720391cbc5774c42faf802cdd7c74235a  injection.bin"
 echo "shipped: b7f01b5d5158b68a719fe26cca0b43efbf7a3dfeab01381be285928575e0b466  harmful.bin"
