@@ -1,5 +1,7 @@
 //! The default policy against the project's own labelled fixtures
-//! (`tests/fixtures/*.jsonl`, our own writing, never training data):
+//! (`tests/fixtures/*.jsonl`, our own writing; since session 33 the
+//! harmful model also learns from the non-sealed files, listed in
+//! `scripts/harmful_training_fixtures.txt`):
 //! every everyday (`benign`) line stays allowed, whatever file it is in,
 //! every encoded attack is caught, and recall on our own attack and
 //! harmful lines does not fall below the floor below. `palisade eval
