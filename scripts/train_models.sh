@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Trains the two shipped linear models with the exact commands of
 # docs/detection.md "The classifier" and docs/categories.md "Learned harmful
-# classifier", and prints their sha256 next to the shipped ones. The
-# injection model learns from shared public files only. Since session 33 the
-# harmful model also learns from the own non-sealed fixture files named in
-# scripts/harmful_training_fixtures.txt (docs/categories.md "Session 33: the
-# harmful model learns from the own fixtures"); every `*_sealed.jsonl` file
-# stays out of training so it measures the model out of sample.
+# classifier", and prints their sha256 next to the shipped ones. Both models
+# also learn from the own non-sealed fixture files: the harmful model since
+# session 33 (scripts/harmful_training_fixtures.txt, docs/categories.md
+# "Session 33: the harmful model learns from the own fixtures"), the
+# injection model since session 34 (scripts/injection_training_fixtures.txt,
+# docs/detection.md "Session 34: the injection model learns from the own
+# fixtures"); every `*_sealed.jsonl` file stays out of training so it
+# measures the models out of sample.
 #
 # Usage: scripts/train_models.sh [OUT_DIR]          (default: policies/models)
 #        scripts/train_models.sh --session16 OUT_DIR
@@ -16,7 +18,7 @@
 # fixture files listed below, as they were on 2026-12-01; NOT shipped: they
 # did not beat the shipped models on held-out files). The file list is
 # explicit on purpose: fixture files added later must not change the result.
-# In this mode the session 33 harmful fixture list is left out.
+# In this mode the session 33/34 fixture lists are left out.
 #
 # PALISADE (default: palisade on PATH) and DATA (default: /work/shared/data)
 # can be overridden. Same seed and files give the same bytes.
@@ -157,8 +159,18 @@ if [ "$session16" = 1 ]; then
   done
 fi
 
+# The injection model's own fixture files (session 34): an explicit list, like
+# the harmful one below; sealed files never train.
+injection_fixtures=()
+if [ "$session16" = 0 ]; then
+  while IFS= read -r f; do
+    case "$f" in ''|'#'*) continue ;; *_sealed.jsonl) echo "$f: sealed files are never training data" >&2; exit 2 ;; esac
+    injection_fixtures+=("tests/fixtures/$f")
+  done < scripts/injection_training_fixtures.txt
+fi
 "$PALISADE" train --label attack --negative-label harmful --char-ngrams 0-0 --balance-files \
-  --seed 42 --out "$out/injection.bin" "${injection_data[@]}" ${fixtures[@]+"${fixtures[@]}"}
+  --seed 42 --out "$out/injection.bin" "${injection_data[@]}" ${fixtures[@]+"${fixtures[@]}"} \
+  ${injection_fixtures[@]+"${injection_fixtures[@]}"}
 # The harmful model's own fixture files: an explicit list (not a glob), so a
 # fixture file added later does not change the model until the list does.
 harmful_fixtures=()
@@ -178,8 +190,5 @@ fi
   "${shared_twice[@]}" ${fixtures[@]+"${fixtures[@]}"} ${harmful_fixtures[@]+"${harmful_fixtures[@]}"}
 
 sha256sum "$out/injection.bin" "$out/harmful.bin"
-# injection.bin was trained on 2026-11-30; the text normalisation it reads has changed
-# since, so today's binary trains fa0cea7e…2600 from the same files (not shipped, not
-# measured; docs/categories.md "Session 33").
-echo "shipped: 4479343bf6e48f7104796c7628354b3720391cbc5774c42faf802cdd7c74235a  injection.bin"
+echo "shipped: bbb58a2e5b4be78d6fb87ad2fc691c9749a7aa08531794915ce6dc2298477d94  injection.bin"
 echo "shipped: daa19dac35c649a9834b645323331e2e9a2d24ebf5f750dc9b04b847edb0fc83  harmful.bin"
