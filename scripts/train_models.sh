@@ -159,27 +159,31 @@ if [ "$session16" = 1 ]; then
   done
 fi
 
-# The injection model's own fixture files (session 34): an explicit list, like
-# the harmful one below; sealed files never train.
-injection_fixtures=()
-if [ "$session16" = 0 ]; then
+# The own fixture files of each model: an explicit list (not a glob), so a
+# fixture file added later does not change a model until its list does;
+# sealed files never train. Prints one path per line (none with --session16).
+fixture_list() {
+  [ "$session16" = 0 ] || return 0
+  local f
   while IFS= read -r f; do
-    case "$f" in ''|'#'*) continue ;; *_sealed.jsonl) echo "$f: sealed files are never training data" >&2; exit 2 ;; esac
-    injection_fixtures+=("tests/fixtures/$f")
-  done < scripts/injection_training_fixtures.txt
-fi
+    case "$f" in ''|'#'*) continue ;; esac
+    echo "tests/fixtures/$f"
+  done < "$1"
+}
+for list in scripts/injection_training_fixtures.txt scripts/harmful_training_fixtures.txt; do
+  if grep -v '^#' "$list" | grep -q '_sealed\.jsonl'; then
+    echo "$list: sealed files are never training data" >&2
+    exit 2
+  fi
+done
+injection_fixtures=()
+while IFS= read -r f; do injection_fixtures+=("$f"); done < <(fixture_list scripts/injection_training_fixtures.txt)
+harmful_fixtures=()
+while IFS= read -r f; do harmful_fixtures+=("$f"); done < <(fixture_list scripts/harmful_training_fixtures.txt)
+
 "$PALISADE" train --label attack --negative-label harmful --char-ngrams 0-0 --balance-files \
   --seed 42 --out "$out/injection.bin" "${injection_data[@]}" ${fixtures[@]+"${fixtures[@]}"} \
   ${injection_fixtures[@]+"${injection_fixtures[@]}"}
-# The harmful model's own fixture files: an explicit list (not a glob), so a
-# fixture file added later does not change the model until the list does.
-harmful_fixtures=()
-if [ "$session16" = 0 ]; then
-  while IFS= read -r f; do
-    case "$f" in ''|'#'*) continue ;; *_sealed.jsonl) echo "$f: sealed files are never training data" >&2; exit 2 ;; esac
-    harmful_fixtures+=("tests/fixtures/$f")
-  done < scripts/harmful_training_fixtures.txt
-fi
 # With the fixture list the shared public files are given twice (each line counts
 # twice), so the larger own fixture set does not drown the public styles.
 shared_twice=("${harmful_data[@]}")
